@@ -1,0 +1,115 @@
+//! The REST API (SPEC 5): thin handlers over `db`, all under `/campaign`,
+//! described by an OpenAPI document generated from the same code.
+
+pub mod campaigns;
+pub mod configurations;
+pub mod contacts;
+pub mod error;
+pub mod extract;
+pub mod organization;
+mod patch;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sqlx::PgPool;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+/// Limits the HTTP layer enforces on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "dialerd", description = "Outbound campaign dialer: campaign management API."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and the OpenAPI document that describes exactly them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(campaigns::create, campaigns::list))
+        .routes(routes!(campaigns::get, campaigns::patch))
+        .routes(routes!(campaigns::start))
+        .routes(routes!(campaigns::pause))
+        .routes(routes!(campaigns::close))
+        .routes(routes!(campaigns::stats))
+        .routes(routes!(contacts::upsert, contacts::list))
+        .routes(routes!(contacts::get, contacts::delete))
+        .routes(routes!(configurations::create, configurations::list))
+        .routes(routes!(
+            configurations::get,
+            configurations::patch,
+            configurations::delete
+        ))
+        .routes(routes!(organization::timezones))
+        .routes(routes!(
+            organization::get_concurrency,
+            organization::put_concurrency
+        ))
+        .split_for_parts()
+}
+
+/// The whole HTTP application: API, `/openapi.json`, JSON 404/405 answers.
+pub fn app(pool: PgPool, limits: HttpLimits) -> Router {
+    let (api, doc) = routes();
+    let doc = Json(doc);
+    api.route("/openapi.json", get(move || async move { doc }))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::Rejected {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                detail: "method not allowed".into(),
+            }
+        })
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits.request_timeout,
+            deadline,
+        ))
+        .with_state(AppState { pool })
+}
+
+/// Answers 503 when a request runs past its deadline.
+async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Rejected {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            detail: "the request took too long".into(),
+        }
+        .into_response(),
+    }
+}

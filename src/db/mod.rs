@@ -1,0 +1,111 @@
+//! Every SQL statement of dialerd lives under this module, as typed functions.
+
+pub mod attempts;
+pub mod campaigns;
+pub mod configurations;
+pub mod contacts;
+pub mod organizations;
+pub mod stats;
+pub mod tokens;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::settings::DatabaseSettings;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot apply migrations to PostgreSQL at {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("{what} is already used by another {object}")]
+    Duplicate {
+        object: &'static str,
+        what: &'static str,
+    },
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// The URL with any password hidden, for messages.
+pub fn redacted(url: &str) -> String {
+    match url.parse::<PgConnectOptions>() {
+        Ok(_) => match url.split_once('@') {
+            Some((head, tail)) => match head.rsplit_once(':') {
+                Some((user, _)) if user.contains("//") && !user.ends_with('/') => {
+                    format!("{user}:***@{tail}")
+                }
+                _ => url.to_string(),
+            },
+            None => url.to_string(),
+        },
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Opens the pool, failing fast with the URL named when PostgreSQL is unreachable.
+pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
+    let url = redacted(&settings.url);
+    let options: PgConnectOptions = settings
+        .url
+        .parse::<PgConnectOptions>()
+        .map_err(|source| DbError::Connect {
+            url: url.clone(),
+            source,
+        })?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Connect { url, source })
+}
+
+/// Applies every pending migration; idempotent.
+pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await.map_err(|source| DbError::Migrate {
+        url: redacted(url),
+        source,
+    })
+}
+
+/// Turns a unique violation on `constraint` into `DbError::Duplicate`.
+pub(crate) fn duplicate(
+    err: sqlx::Error,
+    constraint: &str,
+    object: &'static str,
+    what: &'static str,
+) -> DbError {
+    match &err {
+        sqlx::Error::Database(db)
+            if db.is_unique_violation() && db.constraint() == Some(constraint) =>
+        {
+            DbError::Duplicate { object, what }
+        }
+        _ => DbError::Sqlx(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_are_hidden_in_urls_shown_to_people() {
+        assert_eq!(
+            redacted("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure dialing rules: no I/O here. Every value that crosses an edge (API,
+//! database, settings) is parsed into one of these types once.
+
+pub mod agent;
+pub mod phone;
+pub mod policy;
+pub mod schedule;
+pub mod scope;
+pub mod status;
+pub mod timezone;
+pub mod window;

@@ -1,0 +1,205 @@
+//! A configuration's schedule: which windows apply to a contact, and whether
+//! they are open now (SPEC 1, Configuration).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::timezone::Timezone;
+use super::window::TimeWindow;
+
+/// Windows that replace the default ones for one time zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    #[schema(value_type = String, example = "Europe/London")]
+    pub timezone: Timezone,
+    pub windows: Vec<TimeWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, try_from = "RawSchedule")]
+pub struct Schedule {
+    /// Zone of contacts that have none of their own.
+    #[schema(value_type = String, example = "America/New_York")]
+    pub default_timezone: Timezone,
+    /// Empty means no calls at all.
+    pub default_windows: Vec<TimeWindow>,
+    pub overrides: Vec<Override>,
+    /// First attempt of a contact with `scheduled_at`; null falls back to `default_windows`.
+    pub scheduled_windows: Option<Vec<TimeWindow>>,
+    /// First attempt of a contact with `scheduled_at`; null falls back to `overrides`.
+    pub scheduled_overrides: Option<Vec<Override>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    #[serde(default)]
+    default_timezone: Timezone,
+    #[serde(default)]
+    default_windows: Vec<TimeWindow>,
+    #[serde(default)]
+    overrides: Vec<Override>,
+    #[serde(default)]
+    scheduled_windows: Option<Vec<TimeWindow>>,
+    #[serde(default)]
+    scheduled_overrides: Option<Vec<Override>>,
+}
+
+fn unique_zones(list: &[Override], field: &str) -> Result<(), String> {
+    for (i, o) in list.iter().enumerate() {
+        if list[..i].iter().any(|p| p.timezone == o.timezone) {
+            return Err(format!("{field} lists time zone {} twice", o.timezone));
+        }
+    }
+    Ok(())
+}
+
+impl TryFrom<RawSchedule> for Schedule {
+    type Error = String;
+
+    fn try_from(raw: RawSchedule) -> Result<Self, String> {
+        unique_zones(&raw.overrides, "overrides")?;
+        if let Some(list) = &raw.scheduled_overrides {
+            unique_zones(list, "scheduled_overrides")?;
+        }
+        Ok(Schedule {
+            default_timezone: raw.default_timezone,
+            default_windows: raw.default_windows,
+            overrides: raw.overrides,
+            scheduled_windows: raw.scheduled_windows,
+            scheduled_overrides: raw.scheduled_overrides,
+        })
+    }
+}
+
+impl Schedule {
+    /// The windows for a contact in `zone`. `first_scheduled` is true for the
+    /// first attempt of a contact that has `scheduled_at`.
+    pub fn windows_for(&self, zone: Timezone, first_scheduled: bool) -> &[TimeWindow] {
+        let (overrides, defaults) = if first_scheduled {
+            (
+                self.scheduled_overrides.as_ref().unwrap_or(&self.overrides),
+                self.scheduled_windows
+                    .as_ref()
+                    .unwrap_or(&self.default_windows),
+            )
+        } else {
+            (&self.overrides, &self.default_windows)
+        };
+        overrides
+            .iter()
+            .find(|o| o.timezone == zone)
+            .map_or(defaults.as_slice(), |o| o.windows.as_slice())
+    }
+
+    /// Whether a contact in `zone` (or the default zone) may be called at `now`.
+    pub fn is_open(
+        &self,
+        zone: Option<Timezone>,
+        first_scheduled: bool,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let zone = zone.unwrap_or(self.default_timezone);
+        let local = now.with_timezone(&zone.0).naive_local();
+        self.windows_for(zone, first_scheduled)
+            .iter()
+            .any(|w| w.contains(local))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn schedule(json: &str) -> Schedule {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    const WEEKDAYS: &str = r#"["mon","tue","wed","thu","fri"]"#;
+
+    #[test]
+    fn contacts_without_a_zone_use_the_default_zone() {
+        let s = schedule(&format!(
+            r#"{{"default_timezone":"America/New_York","default_windows":[{{"days":{WEEKDAYS},"start":"09:00","end":"17:00"}}]}}"#
+        ));
+        // 2026-11-23 14:00 UTC is 09:00 in New York (EST, UTC-5).
+        assert!(s.is_open(None, false, utc(2026, 11, 23, 14, 0)));
+        assert!(!s.is_open(None, false, utc(2026, 11, 23, 13, 59)));
+        let paris = "Europe/Paris".parse().ok();
+        assert!(s.is_open(paris, false, utc(2026, 11, 23, 8, 0)));
+        assert!(!s.is_open(paris, false, utc(2026, 11, 23, 16, 0)));
+    }
+
+    #[test]
+    fn empty_default_windows_mean_no_calls() {
+        let s = schedule("{}");
+        assert!(!s.is_open(None, false, utc(2026, 11, 23, 14, 0)));
+    }
+
+    #[test]
+    fn an_override_replaces_the_default_windows_for_its_zone() {
+        let s = schedule(&format!(
+            r#"{{"default_windows":[{{"days":{WEEKDAYS},"start":"09:00","end":"17:00"}}],
+                "overrides":[{{"timezone":"Asia/Tokyo","windows":[{{"days":["sat"],"start":"10:00","end":"12:00"}}]}}]}}"#
+        ));
+        let tokyo = "Asia/Tokyo".parse().ok();
+        // Monday 10:00 in Tokyo (UTC+9) = Monday 01:00 UTC: default would allow, override does not.
+        assert!(!s.is_open(tokyo, false, utc(2026, 11, 23, 1, 0)));
+        // Saturday 11:00 in Tokyo = Saturday 02:00 UTC.
+        assert!(s.is_open(tokyo, false, utc(2026, 11, 28, 2, 0)));
+    }
+
+    #[test]
+    fn scheduled_windows_apply_only_to_first_scheduled_attempts() {
+        let s = schedule(
+            r#"{"default_timezone":"UTC","default_windows":[{"days":["mon"],"start":"09:00","end":"10:00"}],
+                "scheduled_windows":[{"days":["mon"],"start":"18:00","end":"20:00"}]}"#,
+        );
+        assert!(s.is_open(None, true, utc(2026, 11, 23, 19, 0)));
+        assert!(!s.is_open(None, false, utc(2026, 11, 23, 19, 0)));
+        assert!(!s.is_open(None, true, utc(2026, 11, 23, 9, 30)));
+        assert!(s.is_open(None, false, utc(2026, 11, 23, 9, 30)));
+    }
+
+    #[test]
+    fn null_scheduled_settings_fall_back_to_the_regular_ones() {
+        let s = schedule(
+            r#"{"default_timezone":"UTC","default_windows":[{"days":["mon"],"start":"09:00","end":"10:00"}],
+                "overrides":[{"timezone":"Asia/Tokyo","windows":[{"days":["mon"],"start":"20:00","end":"21:00"}]}],
+                "scheduled_windows":[{"days":["mon"],"start":"18:00","end":"20:00"}]}"#,
+        );
+        assert!(s.is_open(None, true, utc(2026, 11, 23, 19, 0)));
+        let tokyo = "Asia/Tokyo".parse().ok();
+        // Regular Tokyo override still applies to the first scheduled attempt: Monday 20:30 JST.
+        assert!(s.is_open(tokyo, true, utc(2026, 11, 23, 11, 30)));
+    }
+
+    #[test]
+    fn windows_follow_daylight_saving_time() {
+        let s = schedule(
+            r#"{"default_timezone":"America/New_York","default_windows":[{"days":["sun"],"start":"09:00","end":"10:00"}]}"#,
+        );
+        // 2026-11-01 is the Sunday New York leaves DST: 09:00 local = 14:00 UTC (EST).
+        assert!(s.is_open(None, false, utc(2026, 11, 1, 14, 0)));
+        assert!(!s.is_open(None, false, utc(2026, 11, 1, 13, 0)));
+        // 2026-03-08 is the Sunday New York enters DST: 09:00 local = 13:00 UTC (EDT).
+        assert!(s.is_open(None, false, utc(2026, 3, 8, 13, 0)));
+        assert!(!s.is_open(None, false, utc(2026, 3, 8, 14, 0)));
+    }
+
+    #[test]
+    fn a_zone_listed_twice_in_overrides_is_refused() {
+        let err = serde_json::from_str::<Schedule>(
+            r#"{"overrides":[{"timezone":"UTC","windows":[]},{"timezone":"UTC","windows":[]}]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+}
