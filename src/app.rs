@@ -12,8 +12,9 @@ use crate::api::{self, HttpLimits};
 use crate::db;
 use crate::settings::Settings;
 
-/// Opens the database and applies migrations.
+/// Opens the database (creating it when the server lacks it) and applies migrations.
 pub async fn database(settings: &Settings) -> Result<PgPool, db::DbError> {
+    db::create_if_missing(&settings.database.url).await;
     let pool = db::connect(&settings.database).await?;
     db::migrate(&pool, &settings.database.url).await?;
     Ok(pool)

@@ -71,6 +71,18 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
         .map_err(|source| DbError::Connect { url, source })
 }
 
+/// Creates the database the URL names when the server answers that it does
+/// not exist. Any other outcome is left for `connect` to report.
+pub async fn create_if_missing(url: &str) {
+    use sqlx::migrate::MigrateDatabase;
+    if let Ok(false) = sqlx::Postgres::database_exists(url).await {
+        match sqlx::Postgres::create_database(url).await {
+            Ok(()) => tracing::info!(url = %redacted(url), "created the database"),
+            Err(e) => tracing::warn!(url = %redacted(url), error = %e, "cannot create the database"),
+        }
+    }
+}
+
 /// Applies every pending migration; idempotent.
 pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
     MIGRATOR.run(pool).await.map_err(|source| DbError::Migrate {

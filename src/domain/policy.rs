@@ -129,12 +129,11 @@ impl DialingPolicy {
         let mut retired = result.retired.clone();
         match result.outcome {
             Outcome::Completed => return Next::Completed,
-            Outcome::InvalidNumber => {
-                if !retired.contains(&result.number_index) {
-                    retired.push(result.number_index);
-                    retired.sort_unstable();
-                }
+            Outcome::InvalidNumber if !retired.contains(&result.number_index) => {
+                retired.push(result.number_index);
+                retired.sort_unstable();
             }
+            Outcome::InvalidNumber => {}
             other if !self.retry_outcomes.contains(&other) => return Next::Exhausted { retired },
             _ => {}
         }

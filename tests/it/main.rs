@@ -1,1 +1,9 @@
-fn main() {}
+//! The integration tests: one binary, a fresh PostgreSQL database per test.
+
+mod api_auth;
+mod api_campaigns;
+mod api_configurations;
+mod api_contacts;
+mod cli;
+mod helpers;
+mod schema;

@@ -1,0 +1,124 @@
+//! What the database itself enforces, whoever writes to it.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use crate::helpers::TestDb;
+
+async fn org_and_config(db: &TestDb) -> (Uuid, Uuid) {
+    let org = dialerd::admin::create_org(&db.pool, "Acme", 10)
+        .await
+        .unwrap();
+    let config: Uuid = sqlx::query_scalar(
+        "INSERT INTO configurations (id, organization_id, name, schedule, dialing_policy, agent)
+         VALUES (gen_random_uuid(), $1, 'c', '{}', '{}', '{}') RETURNING id",
+    )
+    .bind(org)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    (org, config)
+}
+
+#[tokio::test]
+async fn a_status_change_by_any_sql_client_fires_a_notify() {
+    let db = TestDb::new().await;
+    let (org, config) = org_and_config(&db).await;
+    let mut listener = PgListener::connect_with(&db.pool).await.unwrap();
+    listener.listen("dialerd_campaign_status").await.unwrap();
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO campaigns (id, organization_id, name, configuration_id) VALUES (gen_random_uuid(), $1, 'x', $2) RETURNING id",
+    )
+    .bind(org)
+    .bind(config)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let created = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(created.payload()).unwrap();
+    assert_eq!(payload["id"], id.to_string());
+    assert_eq!(payload["status"], "active");
+
+    // A rename is not a status change: no notification.
+    sqlx::query("UPDATE campaigns SET name = 'y' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let paused = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let payload: serde_json::Value = serde_json::from_str(paused.payload()).unwrap();
+    assert_eq!(payload["status"], "paused");
+}
+
+#[tokio::test]
+async fn the_database_refuses_rows_that_break_the_rules() {
+    let db = TestDb::new().await;
+    let (org, config) = org_and_config(&db).await;
+    let bad = [
+        format!("UPDATE organizations SET concurrency_limit = 0 WHERE id = '{org}'"),
+        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, priority) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 1000000)"),
+        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, status) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 'running')"),
+        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id) VALUES (gen_random_uuid(), '{org}', 'x', gen_random_uuid())"),
+        format!("INSERT INTO contacts (id, organization_id, phone_numbers) VALUES (gen_random_uuid(), '{org}', '{{}}')"),
+        format!("INSERT INTO contacts (id, organization_id, phone_numbers, status) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', 'locked')"),
+        format!("INSERT INTO contacts (id, organization_id, phone_numbers, data) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', '[1]')"),
+        format!("INSERT INTO api_tokens (id, organization_id, token_sha256, scopes) VALUES (gen_random_uuid(), '{org}', '\\x00', '{{campaigns:read}}')"),
+    ];
+    for sql in bad {
+        assert!(
+            sqlx::query(&sql).execute(&db.pool).await.is_err(),
+            "accepted: {sql}"
+        );
+    }
+    let insert_campaign = format!(
+        "INSERT INTO campaigns (id, organization_id, name, configuration_id, external_id) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 'same')"
+    );
+    sqlx::query(&insert_campaign)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(sqlx::query(&insert_campaign)
+        .execute(&db.pool)
+        .await
+        .is_err());
+    let other = dialerd::admin::create_org(&db.pool, "Other", 10)
+        .await
+        .unwrap();
+    let other_config: Uuid = sqlx::query_scalar(
+        "INSERT INTO configurations (id, organization_id, name, schedule, dialing_policy, agent)
+         VALUES (gen_random_uuid(), $1, 'c', '{}', '{}', '{}') RETURNING id",
+    )
+    .bind(other)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    // The same external_id in another organization is fine.
+    sqlx::query(
+        &insert_campaign
+            .replace(&org.to_string(), &other.to_string())
+            .replace(&config.to_string(), &other_config.to_string()),
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn migrations_apply_twice_without_harm() {
+    let db = TestDb::new().await;
+    dialerd::db::migrate(&db.pool, &db.url).await.unwrap();
+    assert!(db.count("SELECT count(*) FROM _sqlx_migrations").await >= 1);
+}
