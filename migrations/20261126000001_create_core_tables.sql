@@ -66,11 +66,13 @@ CREATE INDEX campaigns_by_configuration ON campaigns (configuration_id);
 -- Daemon instances that claim contacts; a claim whose owner stopped
 -- heartbeating is recovered.
 CREATE TABLE dialer_instances (
-    id           uuid PRIMARY KEY,
-    hostname     text NOT NULL,
-    pid          integer NOT NULL,
-    started_at   timestamptz NOT NULL DEFAULT now(),
-    heartbeat_at timestamptz NOT NULL DEFAULT now()
+    id               uuid PRIMARY KEY,
+    hostname         text NOT NULL,
+    pid              integer NOT NULL,
+    started_at       timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at     timestamptz NOT NULL DEFAULT now(),
+    -- Renewed by every heartbeat; past it, the instance's claims are recovered.
+    lease_expires_at timestamptz NOT NULL
 );
 
 -- campaign_id NULL is the ad-hoc "default" campaign of the organization.
@@ -99,15 +101,16 @@ CREATE TABLE contacts (
     last_outcome      attempt_outcome,
     -- Effective dialing priority: the campaign's, or 1000000 for ad-hoc.
     priority          integer NOT NULL DEFAULT 1 CHECK (priority BETWEEN 0 AND 1000000),
-    -- Claim ownership: set while locked or in_progress.
+    -- Claim ownership: set while locked or in_progress. The claim lasts as
+    -- long as the owner's lease in dialer_instances.
     owner_instance    uuid,
-    lease_expires_at  timestamptz,
+    claimed_at        timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     FOREIGN KEY (organization_id, campaign_id)
         REFERENCES campaigns (organization_id, id) ON DELETE CASCADE,
     CHECK ((status IN ('locked', 'in_progress')) = (owner_instance IS NOT NULL)),
-    CHECK ((owner_instance IS NULL) = (lease_expires_at IS NULL))
+    CHECK ((owner_instance IS NULL) = (claimed_at IS NULL))
 );
 CREATE UNIQUE INDEX contacts_external_id_in_campaign
     ON contacts (campaign_id, external_id) WHERE campaign_id IS NOT NULL;
@@ -118,6 +121,8 @@ CREATE INDEX contacts_by_campaign ON contacts (campaign_id, status);
 CREATE INDEX contacts_due ON contacts
     (organization_id, priority DESC, (attempt_count > 0), next_attempt_at)
     WHERE status = 'pending';
+-- Time zones in use by a campaign's waiting contacts, for its window gates.
+CREATE INDEX contacts_pending_zones ON contacts (campaign_id, timezone) WHERE status = 'pending';
 -- Active calls per organization and claims per owner, for limits and recovery.
 CREATE INDEX contacts_active ON contacts (organization_id, owner_instance)
     WHERE status IN ('locked', 'in_progress');

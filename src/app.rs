@@ -1,16 +1,24 @@
-//! The running daemon: database, migrations, HTTP listener, graceful stop.
+//! The running daemon: database, migrations, dialing engine, HTTP listener,
+//! graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use uuid::Uuid;
+
+use crate::actors::{Deps, Engine};
 use crate::api::{self, HttpLimits};
+use crate::clock::{Clock, SystemClock};
 use crate::db;
-use crate::settings::Settings;
+use crate::settings::{Backend, Settings};
+use crate::telephony::simulated::Simulated;
+use crate::telephony::Telephony;
 
 /// Opens the database (creating it when the server lacks it) and applies migrations.
 pub async fn database(settings: &Settings) -> Result<PgPool, db::DbError> {
@@ -58,12 +66,62 @@ impl Running {
     }
 }
 
+/// What the engine needs, built from settings, with `clock` as its time.
+pub fn engine_deps(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) -> Deps {
+    let telephony = match settings.telephony.backend {
+        Backend::Simulated => {
+            Telephony::Simulated(Simulated::new(settings.telephony.simulated.clone()))
+        }
+    };
+    Deps {
+        pool,
+        clock,
+        telephony: Arc::new(telephony),
+        settings: settings.dialer.clone(),
+        instance: Uuid::now_v7(),
+    }
+}
+
+/// A daemon: the dialing engine and the HTTP API, until `stop` resolves.
+/// SIGTERM stops new calls, lets calls in flight finish up to the drain
+/// timeout, then releases every claim left before exit.
+pub async fn run_until(
+    settings: &Settings,
+    pool: PgPool,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut engine =
+        Engine::start(engine_deps(settings, pool.clone(), Arc::new(SystemClock))).await?;
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = Running::start(settings, pool.clone(), async {
+        let _ = http_stopped.await;
+    })
+    .await?;
+    let engine_failed = tokio::select! {
+        () = stop => false,
+        () = engine.stopped() => true,
+    };
+    let _ = http_stop.send(());
+    if engine_failed {
+        running.wait().await?;
+        anyhow::bail!("the dialing engine stopped after repeated failures");
+    }
+    let drain = Duration::from_secs(settings.dialer.drain_timeout_seconds);
+    let report = engine.stop(drain).await?;
+    running.wait().await?;
+    tracing::info!(
+        drained = report.drained,
+        released = report.released.released,
+        interrupted = report.released.interrupted,
+        "stopped"
+    );
+    Ok(())
+}
+
 /// `dialerd serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let pool = database(&settings).await?;
-    let running = Running::start(&settings, pool.clone(), crate::shutdown::signal()).await?;
-    running.wait().await?;
+    run_until(&settings, pool.clone(), crate::shutdown::signal()).await?;
     pool.close().await;
-    tracing::info!("stopped");
     Ok(())
 }

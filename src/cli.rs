@@ -20,6 +20,8 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Run the main job end to end on the local database with simulated calls.
+    Demo(crate::demo::DemoArgs),
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),

@@ -1,11 +1,15 @@
 //! dialerd: an outbound campaign dialer daemon.
 
+pub mod actors;
 pub mod admin;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod telephony;

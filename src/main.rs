@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dialerd::cli::{Cli, Command, OrgCommand, TokenCommand};
 use dialerd::settings::Settings;
-use dialerd::{admin, app, db, telemetry};
+use dialerd::{admin, app, db, demo, telemetry};
 
 /// sysexits' EX_CONFIG: systemd's `RestartPreventExitStatus=78` stops a restart loop.
 const EXIT_BAD_CONFIG: u8 = 78;
@@ -17,7 +17,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    telemetry::init(&settings.log);
+    let command = cli.command.unwrap_or(Command::Serve);
+    let mut log = settings.log.clone();
+    if matches!(command, Command::Demo(_)) {
+        // The demo's progress lines are the show; only warnings interrupt them.
+        log.level = "warn".into();
+    }
+    telemetry::init(&log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -25,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), settings)) {
+    match runtime.block_on(run(command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dialerd: {e:#}");
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => app::serve(settings).await,
+        Command::Demo(args) => demo::run(settings, args).await,
         Command::Migrate => {
             app::database(&settings).await?;
             println!(

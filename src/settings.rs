@@ -7,6 +7,8 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::telephony::simulated::SimulatedSettings;
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,36 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub dialer: DialerSettings,
+    pub telephony: TelephonySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialerSettings {
+    pub lines: u32,
+    pub global_concurrency_limit: u32,
+    pub claim_interval_ms: u64,
+    pub status_poll_ms: u64,
+    pub plan_refresh_seconds: u64,
+    pub heartbeat_seconds: u64,
+    pub lease_seconds: u64,
+    pub drain_timeout_seconds: u64,
+    pub result_batch: usize,
+    pub result_flush_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Simulated,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelephonySettings {
+    pub backend: Backend,
+    pub simulated: SimulatedSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +134,56 @@ impl Settings {
             1,
             3600,
         )?;
+        let d = &self.dialer;
+        check("dialer.lines", d.lines, 1, 200_000)?;
+        check(
+            "dialer.global_concurrency_limit",
+            d.global_concurrency_limit,
+            1,
+            1_000_000,
+        )?;
+        check("dialer.claim_interval_ms", d.claim_interval_ms, 1, 1000)?;
+        check("dialer.status_poll_ms", d.status_poll_ms, 50, 1000)?;
+        check(
+            "dialer.plan_refresh_seconds",
+            d.plan_refresh_seconds,
+            1,
+            3600,
+        )?;
+        check("dialer.heartbeat_seconds", d.heartbeat_seconds, 1, 60)?;
+        check(
+            "dialer.lease_seconds",
+            d.lease_seconds,
+            d.heartbeat_seconds + 1,
+            600,
+        )?;
+        check(
+            "dialer.drain_timeout_seconds",
+            d.drain_timeout_seconds,
+            0,
+            3600,
+        )?;
+        check("dialer.result_batch", d.result_batch, 1, 10_000)?;
+        check("dialer.result_flush_ms", d.result_flush_ms, 1, 1000)?;
+        let sim = &self.telephony.simulated;
+        if !(0.0..=1.0).contains(&sim.answer_rate) {
+            return Err(SettingsError::Invalid {
+                key: "telephony.simulated.answer_rate",
+                reason: format!("{} is outside 0.0 to 1.0", sim.answer_rate),
+            });
+        }
+        check(
+            "telephony.simulated.mean_call_ms",
+            sim.mean_call_ms,
+            0,
+            86_400_000,
+        )?;
+        sim.unanswered
+            .validate()
+            .map_err(|reason| SettingsError::Invalid {
+                key: "telephony.simulated.unanswered",
+                reason,
+            })?;
         if !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
         {

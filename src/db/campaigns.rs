@@ -235,3 +235,14 @@ pub async fn transition(
     .fetch_optional(pool)
     .await?)
 }
+
+/// Deletes every campaign of the organization, with their contacts and attempts.
+pub async fn delete_all(pool: &PgPool, org: Uuid) -> Result<u64, DbError> {
+    Ok(
+        sqlx::query("DELETE FROM campaigns WHERE organization_id = $1")
+            .bind(org)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}

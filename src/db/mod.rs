@@ -4,7 +4,10 @@ pub mod attempts;
 pub mod campaigns;
 pub mod configurations;
 pub mod contacts;
+pub mod dialer;
+pub mod instances;
 pub mod organizations;
+pub mod recovery;
 pub mod stats;
 pub mod tokens;
 
@@ -78,7 +81,9 @@ pub async fn create_if_missing(url: &str) {
     if let Ok(false) = sqlx::Postgres::database_exists(url).await {
         match sqlx::Postgres::create_database(url).await {
             Ok(()) => tracing::info!(url = %redacted(url), "created the database"),
-            Err(e) => tracing::warn!(url = %redacted(url), error = %e, "cannot create the database"),
+            Err(e) => {
+                tracing::warn!(url = %redacted(url), error = %e, "cannot create the database")
+            }
         }
     }
 }

@@ -44,3 +44,13 @@ pub async fn set_concurrency_limit(pool: &PgPool, id: Uuid, limit: i32) -> Resul
     .fetch_one(pool)
     .await?)
 }
+
+/// The id of the organization named `name`, if any (the oldest when several).
+pub async fn find_by_name(pool: &PgPool, name: &str) -> Result<Option<Uuid>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM organizations WHERE name = $1 ORDER BY created_at LIMIT 1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}

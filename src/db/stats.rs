@@ -111,3 +111,49 @@ mod tests {
         assert_eq!(average(10, 4), 2.5);
     }
 }
+
+/// One campaign's progress, for the demo's live view and summary.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Progress {
+    pub name: String,
+    pub priority: i32,
+    pub total: i64,
+    pub pending: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub exhausted: i64,
+    pub attempts: i64,
+    /// When the campaign's last contact became final, if all are.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Progress of every campaign of an organization, highest priority first.
+pub async fn progress(pool: &PgPool, org: Uuid) -> Result<Vec<Progress>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT k.name, k.priority,
+                count(c.id) AS total,
+                count(c.id) FILTER (WHERE c.status = 'pending') AS pending,
+                count(c.id) FILTER (WHERE c.status IN ('locked', 'in_progress')) AS active,
+                count(c.id) FILTER (WHERE c.status = 'completed') AS completed,
+                count(c.id) FILTER (WHERE c.status = 'exhausted') AS exhausted,
+                coalesce(sum(c.attempt_count), 0)::bigint AS attempts,
+                CASE WHEN bool_and(c.status IN ('completed', 'exhausted')) THEN max(c.updated_at) END AS finished_at
+           FROM campaigns k LEFT JOIN contacts c ON c.campaign_id = k.id
+          WHERE k.organization_id = $1
+          GROUP BY k.id ORDER BY k.priority DESC, k.id",
+    )
+    .bind(org)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Finished attempts of an organization by outcome.
+pub async fn outcomes(pool: &PgPool, org: Uuid) -> Result<Vec<(Outcome, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT outcome, count(*) FROM attempts WHERE organization_id = $1 AND outcome IS NOT NULL
+          GROUP BY outcome ORDER BY count(*) DESC",
+    )
+    .bind(org)
+    .fetch_all(pool)
+    .await?)
+}

@@ -3,9 +3,11 @@
 
 pub mod agent;
 pub mod phone;
+pub mod plan;
 pub mod policy;
 pub mod schedule;
 pub mod scope;
+pub mod slots;
 pub mod status;
 pub mod timezone;
 pub mod window;

@@ -296,7 +296,7 @@ async fn stats_count_contacts_by_bucket_and_attempts_by_outcome() {
         "WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM contacts)
          UPDATE contacts SET status = (CASE n WHEN 1 THEN 'completed' WHEN 2 THEN 'in_progress' ELSE 'pending' END)::contact_status,
                 owner_instance = CASE n WHEN 2 THEN gen_random_uuid() END,
-                lease_expires_at = CASE n WHEN 2 THEN now() END
+                claimed_at = CASE n WHEN 2 THEN now() END
            FROM c WHERE contacts.id = c.id",
     )
     .execute(&app.db.pool)

@@ -302,7 +302,7 @@ async fn contacts_are_deleted_unless_a_call_is_in_progress() {
     let path = format!("/campaign/campaigns/{id}/contacts");
     app.post(&path, contacts(json!([{"external_id": "a", "phone_numbers": ["+14155552671"]}, {"external_id": "b", "phone_numbers": ["+14155552672"]}])))
         .await;
-    sqlx::query("UPDATE contacts SET status = 'in_progress', owner_instance = gen_random_uuid(), lease_expires_at = now() WHERE external_id = 'b'")
+    sqlx::query("UPDATE contacts SET status = 'in_progress', owner_instance = gen_random_uuid(), claimed_at = now() WHERE external_id = 'b'")
         .execute(&app.db.pool)
         .await
         .unwrap();

@@ -1,0 +1,337 @@
+//! The dispatcher: whenever lines are idle it claims due contacts (every
+//! gate checked in the claim), resolves each call's number and agent from
+//! its campaign's plan, writes the attempts, and hands one call to each idle
+//! line. Supervised by the supervisor; if it dies the engine stops (it holds
+//! which line has which call) and lease recovery closes those calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use uuid::Uuid;
+
+use super::line::{Call, LineMessage};
+use super::recorder::RecorderMessage;
+use super::Deps;
+use crate::db::dialer::{self, Claimed, OpenGates, Start};
+use crate::db::recovery::recover;
+use crate::domain::phone::E164;
+use crate::domain::plan::{CampaignPlan, Gate};
+use crate::domain::status::Outcome;
+use crate::telephony::{CallReport, CallRequest};
+
+pub struct Dispatcher;
+
+pub struct DispatcherState {
+    deps: Deps,
+    recorder: ActorRef<RecorderMessage>,
+    lines: Vec<ActorRef<LineMessage>>,
+    /// Idle line indexes; a line is idle exactly when it has no entry in `busy`.
+    idle: Vec<usize>,
+    busy: HashMap<usize, Call>,
+    plans: HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
+    gates: OpenGates,
+    claiming: bool,
+    /// The last claim took all it asked for: more work is likely due.
+    hungry: bool,
+    last_cycle: Option<Instant>,
+    /// Claims whose start failed: released on the next cycle.
+    stranded: Vec<Uuid>,
+    failing_since: Option<Instant>,
+}
+
+pub enum DispatcherMessage {
+    /// Timer or wake-up: claim for idle lines.
+    Tick,
+    /// The line pool, once spawned.
+    AddLines(Vec<ActorRef<LineMessage>>),
+    /// A line was replaced after failing; its call, if any, was interrupted.
+    ReplaceLine(usize, ActorRef<LineMessage>),
+    /// A line finished its call.
+    LineIdle(usize),
+    /// A campaign's plan and the gates open now.
+    Plan(Arc<CampaignPlan>, Vec<Gate>),
+    /// A campaign stopped being active.
+    Unplan(Uuid),
+    /// Claim nothing more (drain).
+    StopClaiming(RpcReplyPort<()>),
+    /// How many calls are in flight.
+    Busy(RpcReplyPort<usize>),
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatcherMessage;
+    type State = DispatcherState;
+    type Arguments = (Deps, ActorRef<RecorderMessage>);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        (deps, recorder): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(
+            Duration::from_millis(deps.settings.claim_interval_ms),
+            || DispatcherMessage::Tick,
+        );
+        Ok(DispatcherState {
+            deps,
+            recorder,
+            lines: Vec::new(),
+            idle: Vec::new(),
+            busy: HashMap::new(),
+            plans: HashMap::new(),
+            gates: OpenGates::default(),
+            claiming: true,
+            hungry: false,
+            last_cycle: None,
+            stranded: Vec::new(),
+            failing_since: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatcherMessage::Tick => {
+                let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
+                let recent = state.last_cycle.is_some_and(|t| t.elapsed() < interval);
+                if state.hungry || !recent {
+                    cycle(&myself, state).await;
+                }
+            }
+            DispatcherMessage::AddLines(lines) => {
+                state
+                    .idle
+                    .extend(state.lines.len()..state.lines.len() + lines.len());
+                state.lines.extend(lines);
+            }
+            DispatcherMessage::ReplaceLine(index, line) => {
+                state.lines[index] = line;
+                if let Some(call) = state.busy.remove(&index) {
+                    interrupted(state, call)?;
+                    free_line(&myself, state, index);
+                }
+            }
+            DispatcherMessage::LineIdle(index) => {
+                if state.busy.remove(&index).is_some() {
+                    free_line(&myself, state, index);
+                }
+            }
+            DispatcherMessage::Plan(plan, gates) => {
+                state.plans.insert(plan.campaign_id, (plan, gates));
+                rebuild_gates(state);
+            }
+            DispatcherMessage::Unplan(campaign) => {
+                state.plans.remove(&campaign);
+                rebuild_gates(state);
+            }
+            DispatcherMessage::StopClaiming(reply) => {
+                state.claiming = false;
+                let _ = reply.send(());
+            }
+            DispatcherMessage::Busy(reply) => {
+                let _ = reply.send(state.busy.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn free_line(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState, index: usize) {
+    state.idle.push(index);
+    if state.hungry && state.claiming {
+        let _ = myself.cast(DispatcherMessage::Tick);
+    }
+}
+
+fn rebuild_gates(state: &mut DispatcherState) {
+    let mut gates = OpenGates::default();
+    for (id, (_, open)) in &state.plans {
+        gates.add(*id, open);
+    }
+    state.gates = gates;
+}
+
+/// Records a call whose line died as `interrupted`, decided by its policy.
+fn interrupted(state: &DispatcherState, call: Call) -> Result<(), ActorProcessingErr> {
+    let now = state.deps.clock.now();
+    let report = CallReport {
+        outcome: Outcome::Interrupted,
+        conversation_id: None,
+        detail: Some("the line placing the call failed".into()),
+        answered_at: None,
+        ended_at: now,
+    };
+    let finished = call.finish(state.deps.instance, report, now);
+    state
+        .recorder
+        .cast(RecorderMessage::Record(Box::new(finished)))?;
+    Ok(())
+}
+
+/// One claim cycle: claim, start attempts, hand calls to lines.
+async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState) {
+    state.last_cycle = Some(Instant::now());
+    if !state.claiming {
+        return;
+    }
+    if !state.stranded.is_empty() {
+        let stranded = std::mem::take(&mut state.stranded);
+        let deps = &state.deps;
+        if let Err(e) = recover(
+            &deps.pool,
+            &[deps.instance],
+            Some(&stranded),
+            deps.clock.now(),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "cannot release stranded claims yet");
+            state.stranded = stranded;
+            return;
+        }
+    }
+    let want = state.idle.len() as u32;
+    if want == 0 {
+        return;
+    }
+    let deps = &state.deps;
+    let claimed = match dialer::claim(
+        &deps.pool,
+        deps.instance,
+        deps.clock.now(),
+        &state.gates,
+        want,
+        deps.settings.global_concurrency_limit,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return failing(state, e),
+    };
+    state.hungry = claimed.len() as u32 == want;
+    if claimed.is_empty() {
+        recovered(state);
+        return;
+    }
+    let (calls, unusable) = prepare(state, claimed);
+    let starts: Vec<Start> = calls.iter().map(start_of).collect();
+    let started = match dialer::start_attempts(&deps.pool, deps.instance, &starts).await {
+        Ok(s) => s,
+        Err(e) => {
+            state
+                .stranded
+                .extend(calls.iter().map(|c| c.request.contact_id).chain(unusable));
+            return failing(state, e);
+        }
+    };
+    recovered(state);
+    let mut release = unusable;
+    for call in calls {
+        if started.contains(&call.request.contact_id) {
+            dial(state, call);
+        } else {
+            release.push(call.request.contact_id);
+        }
+    }
+    if !release.is_empty() {
+        if let Err(e) = dialer::release(&state.deps.pool, state.deps.instance, &release).await {
+            tracing::warn!(error = %e, "cannot release claims; will retry");
+            state.stranded.extend(release);
+        }
+    }
+    if state.hungry && !state.idle.is_empty() {
+        let _ = myself.cast(DispatcherMessage::Tick);
+    }
+}
+
+fn failing(state: &mut DispatcherState, error: crate::db::DbError) {
+    state.hungry = false;
+    if state.failing_since.is_none() {
+        tracing::error!(error = %error, "claiming failed; retrying");
+        state.failing_since = Some(Instant::now());
+    }
+}
+
+fn recovered(state: &mut DispatcherState) {
+    if let Some(since) = state.failing_since.take() {
+        tracing::info!(
+            after_seconds = since.elapsed().as_secs_f64(),
+            "claiming works again"
+        );
+    }
+}
+
+/// Builds the calls for claimed contacts; contacts that cannot be called
+/// (their campaign's plan is gone, or no usable number) are returned apart.
+fn prepare(state: &DispatcherState, claimed: Vec<Claimed>) -> (Vec<Call>, Vec<Uuid>) {
+    let mut calls = Vec::with_capacity(claimed.len());
+    let mut unusable = Vec::new();
+    for c in claimed {
+        let plan = match c.campaign_id {
+            None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
+            Some(id) => match state.plans.get(&id) {
+                Some((plan, _)) => plan.clone(),
+                None => {
+                    unusable.push(c.id);
+                    continue;
+                }
+            },
+        };
+        let retired: Vec<usize> = c
+            .retired_numbers
+            .iter()
+            .map(|&i| i.max(0) as usize)
+            .collect();
+        let count = c.phone_numbers.len();
+        let start = (c.next_number_index.max(0) as usize) % count.max(1);
+        let Some(index) = (0..count)
+            .map(|k| (start + k) % count)
+            .find(|i| !retired.contains(i))
+        else {
+            unusable.push(c.id);
+            continue;
+        };
+        calls.push(Call {
+            request: CallRequest {
+                attempt_id: Uuid::now_v7(),
+                contact_id: c.id,
+                campaign_id: c.campaign_id,
+                number: E164::from_stored(c.phone_numbers[index].clone()),
+                agent: c.agent.or(&plan.agent),
+                data: c.data.0,
+            },
+            plan,
+            attempt_count: c.attempt_count.max(0) as u32 + 1,
+            number_index: index,
+            number_count: count,
+            retired,
+        });
+    }
+    (calls, unusable)
+}
+
+fn start_of(call: &Call) -> Start {
+    Start {
+        attempt_id: call.request.attempt_id,
+        contact_id: call.request.contact_id,
+        phone_number: call.request.number.as_str().to_owned(),
+        agent: call.request.agent.clone(),
+    }
+}
+
+fn dial(state: &mut DispatcherState, call: Call) {
+    let Some(index) = state.idle.pop() else {
+        tracing::error!("a call was started with no idle line; it will be recovered");
+        return;
+    };
+    state.busy.insert(index, call.clone());
+    if let Err(e) = state.lines[index].cast(LineMessage::Dial(Box::new(call))) {
+        tracing::error!(line = index, error = %e, "cannot hand a call to its line");
+    }
+}

@@ -1,0 +1,85 @@
+//! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`
+//! and recovers the claims of instances whose lease ran out. Supervised by
+//! the supervisor, which restarts it when it fails; a database outage only
+//! delays it.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::Deps;
+use crate::db::{instances, recovery};
+
+pub struct Keeper;
+
+pub struct KeeperState {
+    deps: Deps,
+    failing: bool,
+}
+
+pub enum KeeperMessage {
+    /// Heartbeat, then recover dead instances' claims.
+    Beat,
+}
+
+impl Actor for Keeper {
+    type Msg = KeeperMessage;
+    type State = KeeperState;
+    type Arguments = Deps;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        deps: Deps,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(Duration::from_secs(deps.settings.heartbeat_seconds), || {
+            KeeperMessage::Beat
+        });
+        myself.cast(KeeperMessage::Beat)?;
+        Ok(KeeperState {
+            deps,
+            failing: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        _: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match beat(&state.deps).await {
+            Ok(()) if std::mem::take(&mut state.failing) => tracing::info!("heartbeat works again"),
+            Ok(()) => {}
+            Err(e) if !state.failing => {
+                tracing::error!(error = %e, "heartbeat or recovery failed; retrying");
+                state.failing = true;
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+}
+
+async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
+    let lease = deps.settings.lease_seconds as f64;
+    if !instances::heartbeat(&deps.pool, deps.instance, lease).await? {
+        tracing::warn!(instance = %deps.instance, "this instance's lease had expired; registered again");
+    }
+    let dead: Vec<_> = instances::dead_owners(&deps.pool)
+        .await?
+        .into_iter()
+        .filter(|id| *id != deps.instance)
+        .collect();
+    if !dead.is_empty() {
+        let done = recovery::recover(&deps.pool, &dead, None, deps.clock.now()).await?;
+        tracing::warn!(
+            instances = dead.len(),
+            released = done.released,
+            interrupted = done.interrupted,
+            "recovered the claims of stopped instances"
+        );
+    }
+    instances::forget_dead(&deps.pool).await?;
+    Ok(())
+}

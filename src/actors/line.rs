@@ -1,0 +1,117 @@
+//! One line: places one call at a time through the telephony backend, then
+//! decides the contact's next state by its campaign's policy, hands the
+//! result to the recorder and tells the dispatcher it is free.
+//!
+//! Supervised by the supervisor. If a line dies mid-call, the supervisor
+//! replaces it and the dispatcher records that call as `interrupted`.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::dispatcher::DispatcherMessage;
+use super::recorder::RecorderMessage;
+use super::Deps;
+use crate::db::dialer::Finished;
+use crate::db::recovery::apply;
+use crate::domain::plan::CampaignPlan;
+use crate::domain::policy::AttemptResult;
+use crate::domain::status::ContactStatus;
+use crate::telephony::{CallBackend, CallRequest};
+
+pub struct Line;
+
+pub struct LineArgs {
+    pub deps: Deps,
+    pub index: usize,
+    pub dispatcher: ActorRef<DispatcherMessage>,
+    pub recorder: ActorRef<RecorderMessage>,
+}
+
+pub type LineState = LineArgs;
+
+/// A call handed to a line: the request and what deciding its result needs.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub request: CallRequest,
+    pub plan: Arc<CampaignPlan>,
+    /// Calls made to the contact, this one included.
+    pub attempt_count: u32,
+    pub number_index: usize,
+    pub number_count: usize,
+    pub retired: Vec<usize>,
+}
+
+impl Call {
+    /// The result of this call ending with `report`, decided by the policy.
+    pub fn finish(
+        &self,
+        owner: uuid::Uuid,
+        report: crate::telephony::CallReport,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Finished {
+        let result = AttemptResult {
+            outcome: report.outcome,
+            attempt_count: self.attempt_count,
+            number_index: self.number_index,
+            number_count: self.number_count,
+            retired: self.retired.clone(),
+        };
+        let mut finished = Finished {
+            attempt_id: self.request.attempt_id,
+            contact_id: self.request.contact_id,
+            owner,
+            outcome: report.outcome,
+            conversation_id: report.conversation_id,
+            detail: report.detail,
+            answered_at: report.answered_at,
+            ended_at: report.ended_at,
+            status: ContactStatus::Exhausted,
+            next_attempt_at: None,
+            next_number_index: self.number_index as i32,
+            retired_numbers: self.retired.iter().map(|&i| i as i32).collect(),
+        };
+        apply(&mut finished, self.plan.policy.after(&result, now));
+        finished
+    }
+}
+
+pub enum LineMessage {
+    /// Place this call and report its result.
+    Dial(Box<Call>),
+}
+
+impl Actor for Line {
+    type Msg = LineMessage;
+    type State = LineState;
+    type Arguments = LineArgs;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<Self::Msg>,
+        args: LineArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let LineMessage::Dial(call) = msg;
+        let deps = &state.deps;
+        tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, number = %call.request.number.masked(), "dialing");
+        let report = deps.telephony.place(call.request.clone()).await;
+        let finished = call.finish(deps.instance, report, deps.clock.now());
+        tracing::debug!(line = state.index, attempt_id = %finished.attempt_id, outcome = finished.outcome.as_str(), "call ended");
+        state
+            .recorder
+            .cast(RecorderMessage::Record(Box::new(finished)))?;
+        state
+            .dispatcher
+            .cast(DispatcherMessage::LineIdle(state.index))?;
+        Ok(())
+    }
+}

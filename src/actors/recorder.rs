@@ -1,0 +1,100 @@
+//! Writes call results in batches: one statement for up to
+//! `dialer.result_batch` results, at most `dialer.result_flush_ms` after a
+//! call ends. Supervised by the supervisor; if it dies, the engine stops and
+//! the results it held are recovered as `interrupted` through the lease.
+//! A failed write keeps the batch and retries it on the next flush.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::Deps;
+use crate::db::dialer::{record, Finished};
+
+pub struct Recorder;
+
+pub struct RecorderState {
+    deps: Deps,
+    pending: Vec<Finished>,
+    failing_since: Option<std::time::Instant>,
+}
+
+pub enum RecorderMessage {
+    /// A call ended: queue its result.
+    Record(Box<Finished>),
+    /// Timer: write whatever is queued.
+    Flush,
+    /// Write whatever is queued now and answer when done (or failed).
+    FlushNow(RpcReplyPort<bool>),
+}
+
+impl Actor for Recorder {
+    type Msg = RecorderMessage;
+    type State = RecorderState;
+    type Arguments = Deps;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        deps: Deps,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.send_interval(Duration::from_millis(deps.settings.result_flush_ms), || {
+            RecorderMessage::Flush
+        });
+        Ok(RecorderState {
+            deps,
+            pending: Vec::new(),
+            failing_since: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RecorderMessage::Record(finished) => {
+                state.pending.push(*finished);
+                if state.pending.len() >= state.deps.settings.result_batch {
+                    flush(state).await;
+                }
+            }
+            RecorderMessage::Flush => flush(state).await,
+            RecorderMessage::FlushNow(reply) => {
+                flush(state).await;
+                let _ = reply.send(state.pending.is_empty());
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn flush(state: &mut RecorderState) {
+    while !state.pending.is_empty() {
+        let n = state.pending.len().min(state.deps.settings.result_batch);
+        match record(&state.deps.pool, &state.pending[..n]).await {
+            Ok(applied) => {
+                if applied < n as u64 {
+                    tracing::warn!(
+                        results = n,
+                        applied,
+                        "some results arrived after their claim was recovered; ignored"
+                    );
+                }
+                state.pending.drain(..n);
+                if state.failing_since.take().is_some() {
+                    tracing::info!("result writes resumed");
+                }
+            }
+            Err(e) => {
+                if state.failing_since.is_none() {
+                    tracing::error!(error = %e, queued = state.pending.len(), "cannot write call results; will retry");
+                    state.failing_since = Some(std::time::Instant::now());
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The root of the engine. Nobody supervises it: when it stops, the engine
+//! has stopped, and the daemon exits (systemd restarts it).
+//!
+//! It supervises the poller, keeper, recorder, dispatcher, the line pool and
+//! one campaign actor per active campaign. Poller, keeper and campaign actors
+//! are restarted when they fail; a failed line is replaced and its call is
+//! recorded as `interrupted`. The recorder and dispatcher hold the calls in
+//! flight; if either fails the supervisor stops, and the instance's lease
+//! lets another daemon (or this one, restarted) recover its claims. Restarts
+//! are capped: past `MAX_RESTARTS` in `RESTART_WINDOW` the supervisor stops.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use uuid::Uuid;
+
+use super::campaign::{Campaign, CampaignMessage};
+use super::dispatcher::{Dispatcher, DispatcherMessage};
+use super::keeper::{Keeper, KeeperMessage};
+use super::line::{Line, LineArgs, LineMessage};
+use super::poller::{Poller, PollerMessage};
+use super::recorder::{Recorder, RecorderMessage};
+use super::{Deps, DrainReport, CALL_TIMEOUT};
+use crate::db;
+
+const MAX_RESTARTS: usize = 20;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub struct Supervisor;
+
+pub struct SupervisorState {
+    deps: Deps,
+    poller: ActorRef<PollerMessage>,
+    keeper: ActorRef<KeeperMessage>,
+    recorder: ActorRef<RecorderMessage>,
+    dispatcher: ActorRef<DispatcherMessage>,
+    lines: Vec<ActorRef<LineMessage>>,
+    campaigns: HashMap<Uuid, ActorRef<CampaignMessage>>,
+    restarts: Vec<Instant>,
+    draining: bool,
+}
+
+pub enum SupervisorMessage {
+    /// The campaigns that are active now, from the poller.
+    ActiveCampaigns(Vec<Uuid>),
+    /// Stop claiming, wait up to the duration for calls in flight, write
+    /// results, release what is left, and report.
+    Drain(Duration, RpcReplyPort<Result<DrainReport, String>>),
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMessage;
+    type State = SupervisorState;
+    type Arguments = Deps;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        deps: Deps,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let cell = myself.get_cell();
+        let (recorder, _) = Actor::spawn_linked(None, Recorder, deps.clone(), cell.clone()).await?;
+        let (dispatcher, _) = Actor::spawn_linked(
+            None,
+            Dispatcher,
+            (deps.clone(), recorder.clone()),
+            cell.clone(),
+        )
+        .await?;
+        let mut lines = Vec::with_capacity(deps.settings.lines as usize);
+        for index in 0..deps.settings.lines as usize {
+            lines.push(spawn_line(&deps, index, &dispatcher, &recorder, &cell).await?);
+        }
+        dispatcher.cast(DispatcherMessage::AddLines(lines.clone()))?;
+        let (poller, _) =
+            Actor::spawn_linked(None, Poller, (deps.clone(), myself.clone()), cell.clone()).await?;
+        let (keeper, _) = Actor::spawn_linked(None, Keeper, deps.clone(), cell).await?;
+        Ok(SupervisorState {
+            deps,
+            poller,
+            keeper,
+            recorder,
+            dispatcher,
+            lines,
+            campaigns: HashMap::new(),
+            restarts: Vec::new(),
+            draining: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SupervisorMessage::ActiveCampaigns(active) if !state.draining => {
+                sync_campaigns(&myself, state, active).await?;
+            }
+            SupervisorMessage::ActiveCampaigns(_) => {}
+            SupervisorMessage::Drain(deadline, reply) => {
+                state.draining = true;
+                let report = drain(state, deadline).await;
+                let _ = reply.send(report);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                tracing::error!(actor = %cell.get_id(), error = %err, "actor failed");
+                restart(&myself, state, cell).await
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let id = cell.get_id();
+                if state.campaigns.values().any(|c| c.get_id() == id) {
+                    state.campaigns.retain(|_, c| c.get_id() != id);
+                    return Ok(());
+                }
+                if state.draining {
+                    return Ok(());
+                }
+                tracing::error!(actor = %id, ?reason, "actor stopped unexpectedly");
+                restart(&myself, state, cell).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        myself
+            .stop_children_and_wait(Some("supervisor stopping".into()), Some(CALL_TIMEOUT))
+            .await;
+        tracing::info!("dialing engine stopped");
+        Ok(())
+    }
+}
+
+async fn spawn_line(
+    deps: &Deps,
+    index: usize,
+    dispatcher: &ActorRef<DispatcherMessage>,
+    recorder: &ActorRef<RecorderMessage>,
+    supervisor: &ActorCell,
+) -> Result<ActorRef<LineMessage>, ActorProcessingErr> {
+    let args = LineArgs {
+        deps: deps.clone(),
+        index,
+        dispatcher: dispatcher.clone(),
+        recorder: recorder.clone(),
+    };
+    Ok(Actor::spawn_linked(None, Line, args, supervisor.clone())
+        .await?
+        .0)
+}
+
+/// Starts actors for newly active campaigns and stops those no longer active.
+async fn sync_campaigns(
+    myself: &ActorRef<SupervisorMessage>,
+    state: &mut SupervisorState,
+    active: Vec<Uuid>,
+) -> Result<(), ActorProcessingErr> {
+    for (id, actor) in state.campaigns.iter() {
+        if !active.contains(id) {
+            tracing::info!(campaign_id = %id, "campaign no longer active; stopping its actor");
+            actor.stop(Some("campaign not active".into()));
+        }
+    }
+    state.campaigns.retain(|id, _| active.contains(id));
+    for id in active {
+        if !state.campaigns.contains_key(&id) {
+            let args = (state.deps.clone(), id, state.dispatcher.clone());
+            let (actor, _) = Actor::spawn_linked(None, Campaign, args, myself.get_cell()).await?;
+            tracing::info!(campaign_id = %id, "campaign active; started its actor");
+            state.campaigns.insert(id, actor);
+        }
+    }
+    Ok(())
+}
+
+/// Restarts a failed child, within the restart budget.
+async fn restart(
+    myself: &ActorRef<SupervisorMessage>,
+    state: &mut SupervisorState,
+    cell: ActorCell,
+) -> Result<(), ActorProcessingErr> {
+    let now = Instant::now();
+    state
+        .restarts
+        .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+    state.restarts.push(now);
+    if state.restarts.len() > MAX_RESTARTS {
+        return Err(format!(
+            "more than {MAX_RESTARTS} actor restarts in {RESTART_WINDOW:?}; giving up"
+        )
+        .into());
+    }
+    let id = cell.get_id();
+    let me = myself.get_cell();
+    if let Some((campaign, _)) = state.campaigns.iter().find(|(_, a)| a.get_id() == id) {
+        let campaign = *campaign;
+        let args = (state.deps.clone(), campaign, state.dispatcher.clone());
+        let (actor, _) = Actor::spawn_linked(None, Campaign, args, me).await?;
+        state.campaigns.insert(campaign, actor);
+    } else if let Some(index) = state.lines.iter().position(|l| l.get_id() == id) {
+        let line = spawn_line(&state.deps, index, &state.dispatcher, &state.recorder, &me).await?;
+        state.lines[index] = line.clone();
+        state
+            .dispatcher
+            .cast(DispatcherMessage::ReplaceLine(index, line))?;
+    } else if state.poller.get_id() == id {
+        state.poller = Actor::spawn_linked(None, Poller, (state.deps.clone(), myself.clone()), me)
+            .await?
+            .0;
+    } else if state.keeper.get_id() == id {
+        state.keeper = Actor::spawn_linked(None, Keeper, state.deps.clone(), me)
+            .await?
+            .0;
+    } else {
+        // The dispatcher or the recorder: the calls they held cannot be
+        // rebuilt here; stop, and let lease recovery close them.
+        return Err(format!("core actor {id} failed; stopping the engine").into());
+    }
+    tracing::warn!(actor = %id, "actor restarted");
+    Ok(())
+}
+
+async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainReport, String> {
+    let deps = &state.deps;
+    tracing::info!(
+        deadline_seconds = deadline.as_secs_f64(),
+        "draining: no new calls"
+    );
+    for campaign in state.campaigns.values() {
+        campaign.stop(Some("draining".into()));
+    }
+    let _ = state
+        .dispatcher
+        .call(DispatcherMessage::StopClaiming, Some(CALL_TIMEOUT))
+        .await;
+    let until = Instant::now() + deadline;
+    let drained = loop {
+        let busy = state
+            .dispatcher
+            .call(DispatcherMessage::Busy, Some(CALL_TIMEOUT))
+            .await;
+        match busy {
+            Ok(ractor::rpc::CallResult::Success(0)) => break true,
+            _ if Instant::now() >= until => break false,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let _ = state
+        .recorder
+        .call(RecorderMessage::FlushNow, Some(CALL_TIMEOUT))
+        .await;
+    let released = db::recovery::recover(&deps.pool, &[deps.instance], None, deps.clock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    db::instances::deregister(&deps.pool, deps.instance)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        drained,
+        released = released.released,
+        interrupted = released.interrupted,
+        "drain finished"
+    );
+    Ok(DrainReport { drained, released })
+}

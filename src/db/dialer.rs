@@ -1,0 +1,357 @@
+//! The dialing engine's statements: claiming due contacts under every gate,
+//! starting attempts, and recording results, each fenced by claim owner.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::DbError;
+use crate::domain::agent::AgentFields;
+use crate::domain::plan::{CampaignPlan, Gate};
+use crate::domain::slots::{allocate, Claimant};
+use crate::domain::status::{ContactStatus, Outcome};
+
+/// Serializes claim cycles of every instance, so counted limits hold.
+const CLAIM_LOCK: i64 = 0x6469_616c_6572;
+
+/// The open gates of every running campaign, flattened for the claim.
+#[derive(Debug, Default, Clone)]
+pub struct OpenGates {
+    campaigns: Vec<Uuid>,
+    zones: Vec<String>,
+    first_scheduled: Vec<bool>,
+}
+
+impl OpenGates {
+    pub fn add(&mut self, campaign: Uuid, gates: &[Gate]) {
+        for g in gates {
+            self.campaigns.push(campaign);
+            self.zones.push(g.zone.clone());
+            self.first_scheduled.push(g.first_scheduled);
+        }
+    }
+}
+
+/// A contact claimed for this instance.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub campaign_id: Option<Uuid>,
+    pub phone_numbers: Vec<String>,
+    pub retired_numbers: Vec<i32>,
+    pub next_number_index: i32,
+    pub attempt_count: i32,
+    /// When the contact became due, for dispatch lag.
+    pub next_attempt_at: DateTime<Utc>,
+    pub data: Json<serde_json::Value>,
+    #[sqlx(flatten)]
+    pub agent: AgentFields,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrgRoom {
+    id: Uuid,
+    concurrency_limit: i32,
+    active: i64,
+}
+
+/// Claims up to `want` due contacts for `owner`, within every organization's
+/// limit and the `global_limit` of all instances together, shared by SPEC 4's
+/// rule. Only contacts that pass every gate at `now` are taken.
+pub async fn claim(
+    pool: &PgPool,
+    owner: Uuid,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+    want: u32,
+    global_limit: u32,
+) -> Result<Vec<Claimed>, DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(CLAIM_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let orgs: Vec<OrgRoom> = sqlx::query_as(
+        "SELECT o.id, o.concurrency_limit,
+                (SELECT count(*) FROM contacts a
+                  WHERE a.organization_id = o.id AND a.status IN ('locked', 'in_progress')) AS active
+           FROM organizations o
+          WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.organization_id = o.id
+                           AND c.status = 'pending' AND c.next_attempt_at <= $1)",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
+    let mut hungry: Vec<(Uuid, Claimant)> = orgs
+        .into_iter()
+        .map(|o| {
+            let room = (i64::from(o.concurrency_limit) - o.active).max(0) as u32;
+            (
+                o.id,
+                Claimant {
+                    limit: o.concurrency_limit as u32,
+                    room,
+                },
+            )
+        })
+        .filter(|(_, c)| c.room > 0)
+        .collect();
+    let mut claimed = Vec::new();
+    // Organizations that find fewer contacts than their share give the rest back.
+    while free > 0 && !hungry.is_empty() {
+        let shares = allocate(free, &hungry.iter().map(|(_, c)| *c).collect::<Vec<_>>());
+        let mut still_hungry = Vec::new();
+        let mut got_any = false;
+        for ((org, mut claimant), n) in hungry.into_iter().zip(shares) {
+            if n == 0 {
+                still_hungry.push((org, claimant));
+                continue;
+            }
+            let rows = claim_in_org(&mut tx, owner, org, now, gates, n).await?;
+            let taken = rows.len() as u32;
+            got_any |= taken > 0;
+            free -= taken;
+            claimant.room -= taken;
+            if taken == n && claimant.room > 0 {
+                still_hungry.push((org, claimant));
+            }
+            claimed.extend(rows);
+        }
+        if !got_any {
+            break;
+        }
+        hungry = still_hungry;
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+async fn claim_in_org(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    org: Uuid,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+    n: u32,
+) -> Result<Vec<Claimed>, DbError> {
+    Ok(sqlx::query_as(
+        "WITH due AS (
+             SELECT c.id FROM contacts c
+              WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at <= $2
+                AND (c.campaign_id IS NULL
+                     OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
+                           IN (SELECT * FROM unnest($3::uuid[], $4::text[], $5::bool[]))
+                         AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active')))
+              ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
+              LIMIT $6
+                FOR UPDATE OF c SKIP LOCKED)
+         UPDATE contacts c SET status = 'locked', owner_instance = $7, claimed_at = now(), updated_at = now()
+           FROM due WHERE c.id = due.id
+       RETURNING c.id, c.organization_id, c.campaign_id, c.phone_numbers, c.retired_numbers,
+                 c.next_number_index, c.attempt_count, c.next_attempt_at, c.data, c.agent_id,
+                 c.agent_version, c.agent_number, c.agent_config, c.initial_context",
+    )
+    .bind(org)
+    .bind(now)
+    .bind(&gates.campaigns)
+    .bind(&gates.zones)
+    .bind(&gates.first_scheduled)
+    .bind(i64::from(n))
+    .bind(owner)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// An attempt about to be placed.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub attempt_id: Uuid,
+    pub contact_id: Uuid,
+    pub phone_number: String,
+    pub agent: AgentFields,
+}
+
+/// Writes the attempt rows and moves their contacts to `in_progress`, only
+/// for contacts still claimed by `owner` whose campaign is still active.
+/// Returns the contacts that were started.
+pub async fn start_attempts(
+    pool: &PgPool,
+    owner: Uuid,
+    starts: &[Start],
+) -> Result<Vec<Uuid>, DbError> {
+    let col = |f: fn(&Start) -> Option<String>| starts.iter().map(f).collect::<Vec<_>>();
+    Ok(sqlx::query_scalar(
+        "WITH s AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[])
+                 AS s(attempt_id, contact_id, phone, agent_id, agent_version, agent_number, agent_config,
+                      initial_context)),
+         started AS (
+             UPDATE contacts c SET status = 'in_progress', attempt_count = c.attempt_count + 1, updated_at = now()
+               FROM s
+              WHERE c.id = s.contact_id AND c.status = 'locked' AND c.owner_instance = $9
+                AND (c.campaign_id IS NULL
+                     OR EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active'))
+          RETURNING c.id, c.organization_id, c.campaign_id, c.attempt_count)
+         INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number, phone_number,
+                               agent_id, agent_version, agent_number, agent_config, initial_context, instance_id)
+         SELECT s.attempt_id, st.organization_id, st.id, st.campaign_id, st.attempt_count, s.phone,
+                s.agent_id, s.agent_version, s.agent_number, s.agent_config::jsonb, s.initial_context, $9
+           FROM started st JOIN s ON s.contact_id = st.id
+      RETURNING contact_id",
+    )
+    .bind(starts.iter().map(|s| s.attempt_id).collect::<Vec<_>>())
+    .bind(starts.iter().map(|s| s.contact_id).collect::<Vec<_>>())
+    .bind(starts.iter().map(|s| s.phone_number.clone()).collect::<Vec<_>>())
+    .bind(col(|s| s.agent.agent_id.clone()))
+    .bind(col(|s| s.agent.agent_version.clone()))
+    .bind(col(|s| s.agent.agent_number.clone()))
+    .bind(col(|s| s.agent.agent_config.as_ref().map(|v| v.to_string())))
+    .bind(col(|s| s.agent.initial_context.clone()))
+    .bind(owner)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Hands claimed contacts back, untouched: `locked` to `pending`.
+pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result<u64, DbError> {
+    Ok(sqlx::query(
+        "UPDATE contacts SET status = 'pending', owner_instance = NULL, claimed_at = NULL, updated_at = now()
+          WHERE id = ANY($1) AND status = 'locked' AND owner_instance = $2",
+    )
+    .bind(contact_ids)
+    .bind(owner)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// A finished call and the contact's next state.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub attempt_id: Uuid,
+    pub contact_id: Uuid,
+    /// The instance whose claim this was.
+    pub owner: Uuid,
+    pub outcome: Outcome,
+    pub conversation_id: Option<String>,
+    pub detail: Option<String>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    pub status: ContactStatus,
+    /// Due time of the retry; None keeps the current one.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub next_number_index: i32,
+    pub retired_numbers: Vec<i32>,
+}
+
+/// Closes attempts and moves their contacts on, in one statement. A result
+/// whose attempt was already closed (its claim was recovered) changes nothing.
+/// Returns how many results took effect.
+pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError> {
+    let retired: Vec<String> = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{{{}}}",
+                r.retired_numbers
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    Ok(sqlx::query(
+        "WITH r AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                                  $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[],
+                                  $11::int[], $12::text[])
+                 AS r(attempt_id, contact_id, owner, outcome, conversation_id, detail, answered_at, ended_at,
+                      status, next_attempt_at, next_number_index, retired)),
+         closed AS (
+             UPDATE attempts a SET outcome = r.outcome::attempt_outcome, conversation_id = r.conversation_id,
+                    telephony_detail = r.detail, answered_at = r.answered_at, ended_at = r.ended_at
+               FROM r WHERE a.id = r.attempt_id AND a.outcome IS NULL
+          RETURNING a.id)
+         UPDATE contacts c SET status = r.status::contact_status,
+                next_attempt_at = coalesce(r.next_attempt_at, c.next_attempt_at),
+                next_number_index = r.next_number_index, retired_numbers = r.retired::int[],
+                last_outcome = r.outcome::attempt_outcome, owner_instance = NULL, claimed_at = NULL,
+                updated_at = now()
+           FROM r JOIN closed ON closed.id = r.attempt_id
+          WHERE c.id = r.contact_id AND c.status = 'in_progress' AND c.owner_instance = r.owner",
+    )
+    .bind(results.iter().map(|r| r.attempt_id).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.contact_id).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.owner).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.conversation_id.clone()).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.detail.clone()).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.answered_at).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.ended_at).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+    .bind(results.iter().map(|r| r.next_number_index).collect::<Vec<_>>())
+    .bind(&retired)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Ids of every active campaign.
+pub async fn active_campaigns(pool: &PgPool) -> Result<Vec<Uuid>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM campaigns WHERE status = 'active'")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanRow {
+    organization_id: Uuid,
+    schedule: Json<crate::domain::schedule::Schedule>,
+    dialing_policy: Json<crate::domain::policy::DialingPolicy>,
+    config_agent: Json<AgentFields>,
+    #[sqlx(flatten)]
+    campaign_agent: AgentFields,
+}
+
+/// The plan of an active campaign; None when it is not active (or gone).
+pub async fn load_plan(pool: &PgPool, campaign_id: Uuid) -> Result<Option<CampaignPlan>, DbError> {
+    let row: Option<PlanRow> = sqlx::query_as(
+        "SELECT k.organization_id, f.schedule, f.dialing_policy, f.agent AS config_agent, k.agent_id,
+                k.agent_version, k.agent_number, k.agent_config, k.initial_context
+           FROM campaigns k JOIN configurations f ON f.id = k.configuration_id
+          WHERE k.id = $1 AND k.status = 'active'",
+    )
+    .bind(campaign_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| CampaignPlan {
+        campaign_id,
+        organization_id: r.organization_id,
+        schedule: r.schedule.0,
+        policy: r.dialing_policy.0,
+        agent: r.campaign_agent.or(&r.config_agent.0),
+    }))
+}
+
+/// The distinct stored time zones ("" for none) of a campaign's waiting contacts.
+pub async fn pending_zones(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT coalesce(timezone, '') FROM contacts WHERE campaign_id = $1 AND status = 'pending'",
+    )
+    .bind(campaign_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,75 @@
+//! Daemon instances: registration, heartbeats (lease renewal), and the list
+//! of owners whose lease ran out.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::DbError;
+
+/// Registers this process as a claiming instance with a lease of `lease_seconds`.
+pub async fn register(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<(), DbError> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO dialer_instances (id, hostname, pid, lease_expires_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(id)
+    .bind(host.trim())
+    .bind(std::process::id() as i32)
+    .bind(lease_seconds)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Renews the lease. Returns false when the row is gone: another instance
+/// declared this one dead and recovered its claims; it is registered again.
+pub async fn heartbeat(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, DbError> {
+    let renewed = sqlx::query(
+        "UPDATE dialer_instances SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $2)
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(lease_seconds)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if !renewed {
+        register(pool, id, lease_seconds).await?;
+    }
+    Ok(renewed)
+}
+
+/// Owners of claims whose instance is gone or whose lease has expired.
+pub async fn dead_owners(pool: &PgPool) -> Result<Vec<Uuid>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT c.owner_instance FROM contacts c
+          WHERE c.status IN ('locked', 'in_progress')
+            AND NOT EXISTS (SELECT 1 FROM dialer_instances i
+                             WHERE i.id = c.owner_instance AND i.lease_expires_at >= now())",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Forgets instances whose lease expired and that hold no claim any more.
+pub async fn forget_dead(pool: &PgPool) -> Result<u64, DbError> {
+    Ok(sqlx::query(
+        "DELETE FROM dialer_instances i WHERE i.lease_expires_at < now()
+            AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.owner_instance = i.id
+                              AND c.status IN ('locked', 'in_progress'))",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Removes this instance on a clean stop, once its claims are released.
+pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM dialer_instances WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

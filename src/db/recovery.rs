@@ -1,0 +1,133 @@
+//! Recovery of claims whose owner is gone (SPEC 4): `locked` contacts go
+//! back to `pending` with no attempt counted; `in_progress` ones get their
+//! attempt closed as `interrupted` and follow the retry policy, so they are
+//! never redialed at once. The same path releases this instance's own
+//! claims when it stops.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::dialer::{record, release, Finished};
+use super::DbError;
+use crate::domain::policy::{AttemptResult, DialingPolicy, Next};
+use crate::domain::status::{ContactStatus, Outcome};
+
+#[derive(sqlx::FromRow)]
+struct Orphan {
+    id: Uuid,
+    owner_instance: Uuid,
+    status: ContactStatus,
+    attempt_count: i32,
+    next_number_index: i32,
+    number_count: i32,
+    retired_numbers: Vec<i32>,
+    dialing_policy: Option<Json<DialingPolicy>>,
+    attempt_id: Option<Uuid>,
+}
+
+/// What a recovery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// `locked` contacts put back to `pending`.
+    pub released: u64,
+    /// `in_progress` contacts whose attempt was closed as `interrupted`.
+    pub interrupted: u64,
+}
+
+/// Recovers every claim held by `owners` as of `now`, or only those of the
+/// listed contacts.
+pub async fn recover(
+    pool: &PgPool,
+    owners: &[Uuid],
+    contacts: Option<&[Uuid]>,
+    now: DateTime<Utc>,
+) -> Result<Recovered, DbError> {
+    if owners.is_empty() {
+        return Ok(Recovered::default());
+    }
+    let orphans: Vec<Orphan> = sqlx::query_as(
+        "SELECT c.id, c.owner_instance, c.status, c.attempt_count, c.next_number_index,
+                cardinality(c.phone_numbers) AS number_count, c.retired_numbers, f.dialing_policy,
+                a.id AS attempt_id
+           FROM contacts c
+           LEFT JOIN campaigns k ON k.id = c.campaign_id
+           LEFT JOIN configurations f ON f.id = k.configuration_id
+           LEFT JOIN attempts a ON a.contact_id = c.id AND a.outcome IS NULL
+          WHERE c.owner_instance = ANY($1) AND c.status IN ('locked', 'in_progress')
+            AND ($2::uuid[] IS NULL OR c.id = ANY($2))",
+    )
+    .bind(owners)
+    .bind(contacts)
+    .fetch_all(pool)
+    .await?;
+    let mut done = Recovered::default();
+    let mut finished = Vec::new();
+    for orphan in orphans {
+        match (orphan.status, orphan.attempt_id) {
+            (ContactStatus::InProgress, Some(attempt_id)) => {
+                finished.push(interrupted(orphan, attempt_id, now))
+            }
+            // A claim with no open attempt never placed a call.
+            _ => done.released += release(pool, orphan.owner_instance, &[orphan.id]).await?,
+        }
+    }
+    if !finished.is_empty() {
+        done.interrupted = record(pool, &finished).await?;
+    }
+    Ok(done)
+}
+
+fn interrupted(orphan: Orphan, attempt_id: Uuid, now: DateTime<Utc>) -> Finished {
+    let policy = orphan.dialing_policy.map(|p| p.0).unwrap_or_default();
+    let result = AttemptResult {
+        outcome: Outcome::Interrupted,
+        attempt_count: orphan.attempt_count.max(0) as u32,
+        number_index: orphan.next_number_index.max(0) as usize,
+        number_count: orphan.number_count.max(1) as usize,
+        retired: orphan
+            .retired_numbers
+            .iter()
+            .map(|&i| i.max(0) as usize)
+            .collect(),
+    };
+    let mut finished = Finished {
+        attempt_id,
+        contact_id: orphan.id,
+        owner: orphan.owner_instance,
+        outcome: Outcome::Interrupted,
+        conversation_id: None,
+        detail: Some("the dialer instance stopped during the call".into()),
+        answered_at: None,
+        ended_at: now,
+        status: ContactStatus::Exhausted,
+        next_attempt_at: None,
+        next_number_index: orphan.next_number_index,
+        retired_numbers: orphan.retired_numbers,
+    };
+    apply(&mut finished, policy.after(&result, now));
+    finished
+}
+
+/// Writes a policy decision into a result.
+pub fn apply(finished: &mut Finished, next: Next) {
+    let to_i32 = |v: Vec<usize>| v.into_iter().map(|i| i as i32).collect();
+    match next {
+        Next::Completed => finished.status = ContactStatus::Completed,
+        Next::Exhausted { retired } => {
+            finished.status = ContactStatus::Exhausted;
+            finished.retired_numbers = to_i32(retired);
+        }
+        Next::Retry {
+            at,
+            number_index,
+            retired,
+        } => {
+            finished.status = ContactStatus::Pending;
+            finished.next_attempt_at = Some(at);
+            finished.next_number_index = number_index as i32;
+            finished.retired_numbers = to_i32(retired);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The simulated phone network: seeded, with a configurable answer rate,
+//! outcome mix for unanswered calls, and call durations. It drives the demo,
+//! the tests and the benchmarks.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
+
+use super::{CallBackend, CallReport, CallRequest};
+use crate::domain::status::Outcome;
+
+/// How call durations are drawn around `mean_call_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurationShape {
+    /// Always the mean.
+    Fixed,
+    /// Uniform between 0 and twice the mean.
+    Uniform,
+    /// Exponential with that mean.
+    Exponential,
+}
+
+/// Relative weights of how unanswered calls end.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeMix {
+    pub no_answer: f64,
+    pub busy: f64,
+    pub voicemail: f64,
+    pub rejected: f64,
+    pub invalid_number: f64,
+    pub failed: f64,
+}
+
+impl OutcomeMix {
+    fn weights(&self) -> [(Outcome, f64); 6] {
+        [
+            (Outcome::NoAnswer, self.no_answer),
+            (Outcome::Busy, self.busy),
+            (Outcome::Voicemail, self.voicemail),
+            (Outcome::Rejected, self.rejected),
+            (Outcome::InvalidNumber, self.invalid_number),
+            (Outcome::Failed, self.failed),
+        ]
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let weights = self.weights();
+        if weights.iter().any(|(_, w)| !w.is_finite() || *w < 0.0) {
+            return Err("weights must be finite and not negative".into());
+        }
+        if weights.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
+            return Err("at least one weight must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedSettings {
+    pub seed: u64,
+    pub answer_rate: f64,
+    pub mean_call_ms: u64,
+    pub duration: DurationShape,
+    pub unanswered: OutcomeMix,
+}
+
+pub struct Simulated {
+    settings: SimulatedSettings,
+    rng: Mutex<StdRng>,
+}
+
+impl Simulated {
+    pub fn new(settings: SimulatedSettings) -> Self {
+        let rng = Mutex::new(StdRng::seed_from_u64(settings.seed));
+        Simulated { settings, rng }
+    }
+
+    /// Draws the outcome and duration of one call.
+    fn draw(&self) -> (Outcome, Duration) {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let answered = rng.random::<f64>() < self.settings.answer_rate;
+        let outcome = if answered {
+            Outcome::Completed
+        } else {
+            pick(&mut rng, &self.settings.unanswered)
+        };
+        let mean = self.settings.mean_call_ms as f64;
+        let ms = match self.settings.duration {
+            DurationShape::Fixed => mean,
+            DurationShape::Uniform => rng.random::<f64>() * 2.0 * mean,
+            DurationShape::Exponential => -mean * (1.0 - rng.random::<f64>()).ln(),
+        };
+        (outcome, Duration::from_micros((ms * 1000.0) as u64))
+    }
+}
+
+fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
+    let weights = mix.weights();
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    let mut x = rng.random::<f64>() * total;
+    for (outcome, w) in weights {
+        if x < w {
+            return outcome;
+        }
+        x -= w;
+    }
+    Outcome::NoAnswer
+}
+
+impl CallBackend for Simulated {
+    async fn place(&self, call: CallRequest) -> CallReport {
+        let (outcome, duration) = self.draw();
+        let started = Utc::now();
+        if duration.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(duration).await;
+        }
+        let answered = outcome == Outcome::Completed;
+        CallReport {
+            outcome,
+            conversation_id: answered.then(|| format!("sim-{}", call.attempt_id)),
+            detail: Some(format!("simulated {}", outcome.as_str())),
+            answered_at: answered.then_some(started),
+            ended_at: Utc::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(answer_rate: f64) -> SimulatedSettings {
+        SimulatedSettings {
+            seed: 7,
+            answer_rate,
+            mean_call_ms: 100,
+            duration: DurationShape::Exponential,
+            unanswered: OutcomeMix {
+                no_answer: 1.0,
+                busy: 1.0,
+                voicemail: 0.0,
+                rejected: 0.0,
+                invalid_number: 0.0,
+                failed: 0.0,
+            },
+        }
+    }
+
+    #[test]
+    fn the_same_seed_draws_the_same_calls() {
+        let a: Vec<_> = (0..50)
+            .map({
+                let s = Simulated::new(settings(0.5));
+                move |_| s.draw()
+            })
+            .collect();
+        let b: Vec<_> = (0..50)
+            .map({
+                let s = Simulated::new(settings(0.5));
+                move |_| s.draw()
+            })
+            .collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn answer_rate_one_completes_every_call_and_zero_none() {
+        let all = Simulated::new(settings(1.0));
+        assert!((0..200).all(|_| all.draw().0 == Outcome::Completed));
+        let none = Simulated::new(settings(0.0));
+        let outcomes: Vec<_> = (0..200).map(|_| none.draw().0).collect();
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::NoAnswer | Outcome::Busy)));
+        assert!(outcomes.contains(&Outcome::Busy) && outcomes.contains(&Outcome::NoAnswer));
+    }
+
+    #[test]
+    fn durations_follow_the_configured_mean() {
+        let s = Simulated::new(settings(0.5));
+        let total: f64 = (0..4000).map(|_| s.draw().1.as_secs_f64() * 1000.0).sum();
+        let mean = total / 4000.0;
+        assert!((80.0..120.0).contains(&mean), "mean {mean}");
+        let zero = Simulated::new(SimulatedSettings {
+            mean_call_ms: 0,
+            ..settings(0.5)
+        });
+        assert!((0..10).all(|_| zero.draw().1.is_zero()));
+    }
+
+    #[test]
+    fn an_outcome_mix_needs_a_positive_weight() {
+        let mut mix = settings(0.5).unanswered;
+        assert!(mix.validate().is_ok());
+        mix.no_answer = 0.0;
+        mix.busy = 0.0;
+        assert!(mix.validate().is_err());
+        mix.busy = -1.0;
+        assert!(mix.validate().is_err());
+    }
+}
