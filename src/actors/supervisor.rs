@@ -9,10 +9,12 @@
 //! lets another daemon (or this one, restarted) recover its claims. Restarts
 //! are capped: past `MAX_RESTARTS` in `RESTART_WINDOW` the supervisor stops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use uuid::Uuid;
 
 use super::campaign::{Campaign, CampaignMessage};
@@ -37,6 +39,8 @@ pub struct SupervisorState {
     dispatcher: ActorRef<DispatcherMessage>,
     lines: Vec<ActorRef<LineMessage>>,
     campaigns: HashMap<Uuid, ActorRef<CampaignMessage>>,
+    /// Campaign actors told to stop, whose exit is expected.
+    stopping: HashSet<ActorId>,
     restarts: Vec<Instant>,
     draining: bool,
 }
@@ -84,6 +88,7 @@ impl Actor for Supervisor {
             dispatcher,
             lines,
             campaigns: HashMap::new(),
+            stopping: HashSet::new(),
             restarts: Vec::new(),
             draining: false,
         })
@@ -122,11 +127,7 @@ impl Actor for Supervisor {
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let id = cell.get_id();
-                if state.campaigns.values().any(|c| c.get_id() == id) {
-                    state.campaigns.retain(|_, c| c.get_id() != id);
-                    return Ok(());
-                }
-                if state.draining {
+                if state.stopping.remove(&id) || state.draining {
                     return Ok(());
                 }
                 tracing::error!(actor = %id, ?reason, "actor stopped unexpectedly");
@@ -176,6 +177,7 @@ async fn sync_campaigns(
     for (id, actor) in state.campaigns.iter() {
         if !active.contains(id) {
             tracing::info!(campaign_id = %id, "campaign no longer active; stopping its actor");
+            state.stopping.insert(actor.get_id());
             actor.stop(Some("campaign not active".into()));
         }
     }

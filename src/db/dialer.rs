@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::DbError;
 use crate::domain::agent::AgentFields;
 use crate::domain::plan::{CampaignPlan, Gate};
-use crate::domain::slots::{allocate, Claimant};
+use crate::domain::slots::{allocate, fair_rooms, Claimant, Load};
 use crate::domain::status::{ContactStatus, Outcome};
 
 /// Serializes claim cycles of every instance, so counted limits hold.
@@ -89,33 +89,74 @@ pub async fn claim(
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let mut free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
+    let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
+    let loads: Vec<Load> = orgs
+        .iter()
+        .map(|o| Load {
+            limit: o.concurrency_limit as u32,
+            active: o.active.max(0) as u32,
+        })
+        .collect();
+    let fair = fair_rooms(global_limit, &loads);
+    let mut claimed = Vec::new();
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
-        .into_iter()
-        .map(|o| {
-            let room = (i64::from(o.concurrency_limit) - o.active).max(0) as u32;
+        .iter()
+        .zip(&loads)
+        .zip(fair)
+        .map(|((o, l), room)| {
             (
                 o.id,
                 Claimant {
-                    limit: o.concurrency_limit as u32,
-                    room,
+                    limit: l.limit,
+                    room: room.min(l.limit.saturating_sub(l.active)),
                 },
             )
         })
-        .filter(|(_, c)| c.room > 0)
         .collect();
-    let mut claimed = Vec::new();
-    // Organizations that find fewer contacts than their share give the rest back.
+    let free = fill(&mut tx, owner, now, gates, free, &mut hungry, &mut claimed).await?;
+    // Second pass: what the fair shares left over, up to each organization's own limit.
+    let mut hungry: Vec<(Uuid, Claimant)> = orgs
+        .iter()
+        .zip(&loads)
+        .map(|(o, l)| {
+            let taken = claimed.iter().filter(|c| c.organization_id == o.id).count() as u32;
+            (
+                o.id,
+                Claimant {
+                    limit: l.limit,
+                    room: l.limit.saturating_sub(l.active + taken),
+                },
+            )
+        })
+        .collect();
+    fill(&mut tx, owner, now, gates, free, &mut hungry, &mut claimed).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Shares `free` slots among `hungry` organizations, claiming each one's
+/// share; one that finds fewer contacts than its share gives the rest back
+/// to the others. Returns the slots left.
+async fn fill(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+    mut free: u32,
+    hungry: &mut Vec<(Uuid, Claimant)>,
+    claimed: &mut Vec<Claimed>,
+) -> Result<u32, DbError> {
+    hungry.retain(|(_, c)| c.room > 0);
     while free > 0 && !hungry.is_empty() {
         let shares = allocate(free, &hungry.iter().map(|(_, c)| *c).collect::<Vec<_>>());
         let mut still_hungry = Vec::new();
         let mut got_any = false;
-        for ((org, mut claimant), n) in hungry.into_iter().zip(shares) {
+        for ((org, mut claimant), n) in hungry.drain(..).zip(shares) {
             if n == 0 {
                 still_hungry.push((org, claimant));
                 continue;
             }
-            let rows = claim_in_org(&mut tx, owner, org, now, gates, n).await?;
+            let rows = claim_in_org(tx, owner, org, now, gates, n).await?;
             let taken = rows.len() as u32;
             got_any |= taken > 0;
             free -= taken;
@@ -125,13 +166,12 @@ pub async fn claim(
             }
             claimed.extend(rows);
         }
+        *hungry = still_hungry;
         if !got_any {
             break;
         }
-        hungry = still_hungry;
     }
-    tx.commit().await?;
-    Ok(claimed)
+    Ok(free)
 }
 
 async fn claim_in_org(

@@ -6,6 +6,12 @@
 //! Slots a capped organization cannot take are shared again among the
 //! others by the same rule, so no line idles while another organization has
 //! room and work.
+//!
+//! Slots often free up one at a time; shared alone, a single slot would
+//! always go to the largest limit and starve the rest. So each claim first
+//! fills organizations only up to their proportional share of the whole
+//! global limit (`fair_rooms`), and only then up to their own limits. When
+//! many slots are free at once, the first pass is exactly the rule above.
 
 /// One organization asking for slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +86,30 @@ fn share_round(
     shares.into_iter().map(|(i, n, _, _)| (i, n)).collect()
 }
 
+/// An organization's limit and its calls in progress now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub limit: u32,
+    pub active: u32,
+}
+
+/// Each organization's room up to its proportional share of `global_limit`
+/// among the organizations listed (those with due work).
+pub fn fair_rooms(global_limit: u32, loads: &[Load]) -> Vec<u32> {
+    let claimants: Vec<Claimant> = loads
+        .iter()
+        .map(|l| Claimant {
+            limit: l.limit,
+            room: l.limit,
+        })
+        .collect();
+    allocate(global_limit, &claimants)
+        .into_iter()
+        .zip(loads)
+        .map(|(share, l)| share.saturating_sub(l.active))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +143,63 @@ mod tests {
         assert_eq!(allocate(10, &[c(10, 2), c(10, 20)]), vec![2, 8]);
         assert_eq!(allocate(10, &[c(10, 2), c(10, 3)]), vec![2, 3]);
         assert_eq!(allocate(10, &[c(10, 0)]), vec![0]);
+    }
+
+    #[test]
+    fn fair_rooms_split_the_global_limit_by_limits_minus_calls_in_progress() {
+        let loads = [
+            Load {
+                limit: 10,
+                active: 2,
+            },
+            Load {
+                limit: 20,
+                active: 1,
+            },
+        ];
+        // Shares of 6: 2 and 4.
+        assert_eq!(fair_rooms(6, &loads), vec![0, 3]);
+        // A share above an organization's limit goes to the others.
+        let loads = [
+            Load {
+                limit: 2,
+                active: 0,
+            },
+            Load {
+                limit: 20,
+                active: 0,
+            },
+        ];
+        assert_eq!(fair_rooms(30, &loads), vec![2, 20]);
+        // 10 * 1/21 = 0.48 and 10 * 20/21 = 9.52: the leftover goes to the larger remainder.
+        let loads = [
+            Load {
+                limit: 1,
+                active: 0,
+            },
+            Load {
+                limit: 20,
+                active: 0,
+            },
+        ];
+        assert_eq!(fair_rooms(10, &loads), vec![0, 10]);
+        // Over its share: no room in the first pass.
+        assert_eq!(
+            fair_rooms(
+                6,
+                &[
+                    Load {
+                        limit: 10,
+                        active: 5
+                    },
+                    Load {
+                        limit: 20,
+                        active: 0
+                    }
+                ]
+            ),
+            vec![0, 4]
+        );
     }
 
     #[test]

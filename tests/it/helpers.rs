@@ -33,6 +33,14 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        if std::env::var_os("RUST_LOG").is_some() {
+            // Logs of the app under test, for debugging: RUST_LOG=debug cargo test ...
+            let log = dialerd::settings::LogSettings {
+                level: "info".into(),
+                format: dialerd::settings::LogFormat::Human,
+            };
+            dialerd::telemetry::init(&log);
+        }
         let name = format!(
             "dialerd_test_{}_{}_{}",
             std::process::id(),
@@ -244,4 +252,159 @@ pub fn detail(body: &Value) -> &str {
     body["detail"]
         .as_str()
         .unwrap_or_else(|| panic!("no detail in {body}"))
+}
+
+/// Settings for an engine in tests: fast timers, zero-length calls that all complete.
+pub fn engine_settings(db: &TestDb, lines: u32) -> Settings {
+    let mut s = settings_for(db);
+    s.dialer.lines = lines;
+    s.dialer.claim_interval_ms = 5;
+    s.dialer.status_poll_ms = 200;
+    s.dialer.plan_refresh_seconds = 1;
+    s.dialer.heartbeat_seconds = 1;
+    s.dialer.lease_seconds = 3;
+    s.dialer.result_flush_ms = 5;
+    s.telephony.simulated.answer_rate = 1.0;
+    s.telephony.simulated.mean_call_ms = 0;
+    s
+}
+
+/// Starts the dialing engine of `settings` on `db` with `clock`.
+pub async fn start_engine(
+    db: &TestDb,
+    settings: &Settings,
+    clock: impl dialerd::clock::Clock,
+) -> dialerd::actors::Engine {
+    let deps = dialerd::app::engine_deps(settings, db.pool.clone(), std::sync::Arc::new(clock));
+    dialerd::actors::Engine::start(deps).await.unwrap()
+}
+
+/// Waits up to `secs` seconds for `check` to hold.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// The first `day` at least two days from now, at `hh:mm` local time in `zone`.
+pub fn upcoming(
+    day: chrono::Weekday,
+    hh: u32,
+    mm: u32,
+    zone: chrono_tz::Tz,
+) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, Duration, TimeZone};
+    let mut date = chrono::Utc::now().date_naive() + Duration::days(2);
+    while date.weekday() != day {
+        date += Duration::days(1);
+    }
+    zone.from_local_datetime(&date.and_hms_opt(hh, mm, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+/// A schedule open all day, every day, in every zone.
+pub fn around_the_clock() -> Value {
+    let all = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    json!({"default_windows": [
+        {"days": all, "start": "00:00", "end": "12:00"},
+        {"days": all, "start": "12:00", "end": "00:00"}
+    ]})
+}
+
+impl TestApp {
+    /// Creates a configuration from `body` (a name is added) and a campaign
+    /// using it with `campaign` fields; returns the campaign id.
+    pub async fn campaign_with(&self, mut config: Value, campaign: Value) -> String {
+        config["name"] = json!("Engine test");
+        let (status, created) = self.post("/campaign/configurations", config).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let mut body = json!({"name": "Engine test", "configuration_id": created["id"]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(campaign.as_object().unwrap().clone());
+        let (status, made) = self.post("/campaign/campaigns", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        made["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Uploads contacts to a campaign (or `default`), 1000 a request; returns their ids.
+    pub async fn contacts(&self, campaign: &str, list: Value) -> Vec<Uuid> {
+        let mut ids = Vec::new();
+        for chunk in list.as_array().unwrap().chunks(1000) {
+            let (status, body) = self
+                .post(
+                    &format!("/campaign/campaigns/{campaign}/contacts"),
+                    json!({"contacts": chunk}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            ids.extend(
+                body["contact_ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().parse::<Uuid>().unwrap()),
+            );
+        }
+        ids
+    }
+
+    /// External ids of contacts in the order their calls of the last hour were placed.
+    pub async fn dial_order(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT c.external_id FROM attempts a JOIN contacts c ON c.id = a.contact_id
+              WHERE a.created_at > now() - interval '1 hour'
+              ORDER BY a.created_at, a.id",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// Asserts no contact ever had two attempts open at the same time, and
+/// that every attempt is closed and counted on its contact.
+pub async fn assert_attempts_accounted(pool: &PgPool) {
+    let overlaps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attempts a JOIN attempts b
+            ON a.contact_id = b.contact_id AND a.id < b.id
+           AND tstzrange(a.created_at, coalesce(a.ended_at, 'infinity')) && tstzrange(b.created_at, coalesce(b.ended_at, 'infinity'))",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(overlaps, 0, "a contact had overlapping attempts");
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts WHERE outcome IS NULL")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 0, "attempts left open");
+    let miscounted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM contacts c
+          WHERE c.attempt_count <> (SELECT count(*) FROM attempts a WHERE a.contact_id = c.id)
+             OR c.attempt_count <> coalesce((SELECT max(attempt_number) FROM attempts a WHERE a.contact_id = c.id), 0)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(miscounted, 0, "attempt counts disagree with attempts");
+    let bad_final: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM contacts c WHERE c.status = 'completed'
+            AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id AND a.outcome = 'completed')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(bad_final, 0, "a completed contact without a completed call");
 }

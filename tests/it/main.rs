@@ -5,5 +5,6 @@ mod api_campaigns;
 mod api_configurations;
 mod api_contacts;
 mod cli;
+mod engine;
 mod helpers;
 mod schema;
