@@ -15,18 +15,17 @@ use crate::helpers::{
 };
 
 async fn attempts_of(app: &TestApp, external_id: &str) -> Vec<Value> {
-    let rows: Vec<(String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT a.phone_number, a.outcome::text, a.agent_id, a.agent_version, a.agent_number, a.initial_context
+    sqlx::query_scalar(
+        "SELECT json_build_object('number', a.phone_number, 'outcome', a.outcome, 'agent_id', a.agent_id,
+                                  'agent_version', a.agent_version, 'agent_number', a.agent_number,
+                                  'initial_context', a.initial_context)
            FROM attempts a JOIN contacts c ON c.id = a.contact_id
           WHERE c.external_id = $1 ORDER BY a.attempt_number",
     )
     .bind(external_id)
     .fetch_all(&app.db.pool)
     .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(n, o, id, v, num, ctx)| json!({"number": n, "outcome": o, "agent_id": id, "agent_version": v, "agent_number": num, "initial_context": ctx}))
-        .collect()
+    .unwrap()
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
