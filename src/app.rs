@@ -10,6 +10,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::actors::{Deps, Engine};
@@ -79,6 +80,7 @@ pub fn engine_deps(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) -> 
         telephony: Arc::new(telephony),
         settings: settings.dialer.clone(),
         instance: Uuid::now_v7(),
+        hang_up: CancellationToken::new(),
     }
 }
 

@@ -103,7 +103,10 @@ impl Actor for Line {
         let LineMessage::Dial(call) = msg;
         let deps = &state.deps;
         tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, number = %call.request.number.masked(), "dialing");
-        let report = deps.telephony.place(call.request.clone()).await;
+        let report = tokio::select! {
+            report = deps.telephony.place(call.request.clone()) => report,
+            () = deps.hang_up.cancelled() => return Ok(()),
+        };
         let finished = call.finish(deps.instance, report, deps.clock.now());
         tracing::debug!(line = state.index, attempt_id = %finished.attempt_id, outcome = finished.outcome.as_str(), "call ended");
         state

@@ -28,6 +28,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -46,6 +47,9 @@ pub struct Deps {
     pub settings: DialerSettings,
     /// This daemon's id as a claim owner.
     pub instance: Uuid,
+    /// Cancelled once a drain has released every claim: calls still on the
+    /// line are dropped rather than waited for.
+    pub hang_up: CancellationToken,
 }
 
 /// Bound on every call from one actor to another.

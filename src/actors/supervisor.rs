@@ -275,6 +275,9 @@ async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainR
     db::instances::deregister(&deps.pool, deps.instance)
         .await
         .map_err(|e| e.to_string())?;
+    // Every result is written and every claim released: a line still in a
+    // call has nothing left to save.
+    deps.hang_up.cancel();
     tracing::info!(
         drained,
         released = released.released,

@@ -5,6 +5,7 @@ mod api_campaigns;
 mod api_configurations;
 mod api_contacts;
 mod cli;
+mod daemon;
 mod engine;
 mod helpers;
 mod schema;
