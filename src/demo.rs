@@ -56,6 +56,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     settings.telephony.simulated.mean_call_ms = args.mean_call_ms;
     let pool = app::database(&settings).await?;
     let (org, token) = setup(&pool, &args).await?;
+    // The last run's contacts were just deleted: start from a clean table.
+    crate::db::instances::vacuum(&pool).await?;
     println!(
         "dialerd demo: {} contacts, {} lines, calls of {} ms on average",
         args.contacts, args.lines, args.mean_call_ms

@@ -42,6 +42,7 @@ pub struct DialerSettings {
     pub drain_timeout_seconds: u64,
     pub result_batch: usize,
     pub result_flush_ms: u64,
+    pub vacuum_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -165,6 +166,7 @@ impl Settings {
         )?;
         check("dialer.result_batch", d.result_batch, 1, 10_000)?;
         check("dialer.result_flush_ms", d.result_flush_ms, 1, 1000)?;
+        check("dialer.vacuum_seconds", d.vacuum_seconds, 0, 86_400)?;
         let sim = &self.telephony.simulated;
         if !(0.0..=1.0).contains(&sim.answer_rate) {
             return Err(SettingsError::Invalid {

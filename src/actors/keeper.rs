@@ -1,9 +1,10 @@
-//! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`
-//! and recovers the claims of instances whose lease ran out. Supervised by
+//! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
+//! recovers the claims of instances whose lease ran out, and every
+//! `dialer.vacuum_seconds` vacuums the queue tables. Supervised by
 //! the supervisor, which restarts it when it fails; a database outage only
 //! delays it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -15,6 +16,7 @@ pub struct Keeper;
 pub struct KeeperState {
     deps: Deps,
     failing: bool,
+    last_vacuum: Instant,
 }
 
 pub enum KeeperMessage {
@@ -39,6 +41,7 @@ impl Actor for Keeper {
         Ok(KeeperState {
             deps,
             failing: false,
+            last_vacuum: Instant::now(),
         })
     }
 
@@ -48,6 +51,7 @@ impl Actor for Keeper {
         _: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        maybe_vacuum(state).await;
         match beat(&state.deps).await {
             Ok(()) if std::mem::take(&mut state.failing) => tracing::info!("heartbeat works again"),
             Ok(()) => {}
@@ -58,6 +62,21 @@ impl Actor for Keeper {
             Err(_) => {}
         }
         Ok(())
+    }
+}
+
+async fn maybe_vacuum(state: &mut KeeperState) {
+    let every = state.deps.settings.vacuum_seconds;
+    if every == 0 || state.last_vacuum.elapsed() < Duration::from_secs(every) {
+        return;
+    }
+    state.last_vacuum = Instant::now();
+    match instances::vacuum(&state.deps.pool).await {
+        Ok(done) => {
+            let took_ms = state.last_vacuum.elapsed().as_millis() as u64;
+            tracing::debug!(done, took_ms, "vacuumed the queue tables");
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
     }
 }
 

@@ -73,3 +73,36 @@ pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
         .await?;
     Ok(())
 }
+
+/// Lets one instance at a time vacuum the queue tables.
+const VACUUM_LOCK: i64 = 0x6469_616c_7661;
+
+/// Vacuums and analyzes `contacts` and `attempts` unless another instance
+/// is doing it. Every claim and result leaves dead row versions behind; on a
+/// server where autovacuum is off or slow they pile up in the claim index
+/// and slow every claim. Returns false when another instance held the lock.
+pub async fn vacuum(pool: &PgPool) -> Result<bool, DbError> {
+    let mut conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(VACUUM_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    let mut result = Ok(());
+    for sql in ["VACUUM (ANALYZE) contacts", "VACUUM (ANALYZE) attempts"] {
+        // One unprepared statement per call: VACUUM runs outside any transaction.
+        let vacuum = sqlx::query(sql).persistent(false);
+        if let Err(e) = vacuum.execute(&mut *conn).await {
+            result = Err(e);
+            break;
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(VACUUM_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    result?;
+    Ok(true)
+}

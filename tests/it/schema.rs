@@ -122,3 +122,30 @@ async fn migrations_apply_twice_without_harm() {
     dialerd::db::migrate(&db.pool, &db.url).await.unwrap();
     assert!(db.count("SELECT count(*) FROM _sqlx_migrations").await >= 1);
 }
+
+#[tokio::test]
+async fn one_daemon_at_a_time_vacuums_the_queue_tables() {
+    let db = TestDb::new().await;
+    assert!(dialerd::db::instances::vacuum(&db.pool).await.unwrap());
+    let mut other = db.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(x'6469616c7661'::bigint)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert!(
+        !dialerd::db::instances::vacuum(&db.pool).await.unwrap(),
+        "another holder of the lock goes first"
+    );
+    sqlx::query("SELECT pg_advisory_unlock(x'6469616c7661'::bigint)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert!(dialerd::db::instances::vacuum(&db.pool).await.unwrap());
+    let vacuumed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'contacts'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(vacuumed.is_some());
+}
