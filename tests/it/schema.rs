@@ -7,19 +7,22 @@ use uuid::Uuid;
 
 use crate::helpers::TestDb;
 
-async fn org_and_config(db: &TestDb) -> (Uuid, Uuid) {
-    let org = dialerd::admin::create_org(&db.pool, "Acme", 10)
-        .await
-        .unwrap();
-    let config: Uuid = sqlx::query_scalar(
+async fn config_of(db: &TestDb, org: Uuid) -> Uuid {
+    sqlx::query_scalar(
         "INSERT INTO configurations (id, organization_id, name, schedule, dialing_policy, agent)
          VALUES (gen_random_uuid(), $1, 'c', '{}', '{}', '{}') RETURNING id",
     )
     .bind(org)
     .fetch_one(&db.pool)
     .await
-    .unwrap();
-    (org, config)
+    .unwrap()
+}
+
+async fn org_and_config(db: &TestDb) -> (Uuid, Uuid) {
+    let org = dialerd::admin::create_org(&db.pool, "Acme", 10)
+        .await
+        .unwrap();
+    (org, config_of(db, org).await)
 }
 
 #[tokio::test]
@@ -97,14 +100,7 @@ async fn the_database_refuses_rows_that_break_the_rules() {
     let other = dialerd::admin::create_org(&db.pool, "Other", 10)
         .await
         .unwrap();
-    let other_config: Uuid = sqlx::query_scalar(
-        "INSERT INTO configurations (id, organization_id, name, schedule, dialing_policy, agent)
-         VALUES (gen_random_uuid(), $1, 'c', '{}', '{}', '{}') RETURNING id",
-    )
-    .bind(other)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let other_config = config_of(&db, other).await;
     // The same external_id in another organization is fine.
     sqlx::query(
         &insert_campaign
