@@ -13,11 +13,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::actors::{Deps, Engine};
+use crate::actors::{Deps, Engine, Probe};
 use crate::api::{self, HttpLimits};
 use crate::clock::{Clock, SystemClock};
 use crate::db;
 use crate::settings::{Backend, Settings};
+use crate::systemd;
 use crate::telephony::simulated::Simulated;
 use crate::telephony::Telephony;
 
@@ -40,6 +41,7 @@ impl Running {
     pub async fn start(
         settings: &Settings,
         pool: PgPool,
+        probe: Option<Probe>,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<Running> {
         let listener = TcpListener::bind(settings.http.listen)
@@ -50,7 +52,7 @@ impl Running {
             max_body_bytes: settings.http.max_body_bytes,
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
         };
-        let app = api::app(pool, limits);
+        let app = api::app(pool, probe, limits);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
@@ -92,17 +94,27 @@ pub async fn run_until(
     pool: PgPool,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    systemd::status("starting the dialing engine");
     let mut engine =
         Engine::start(engine_deps(settings, pool.clone(), Arc::new(SystemClock))).await?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = Running::start(settings, pool.clone(), async {
+    let running = Running::start(settings, pool.clone(), Some(engine.probe()), async {
         let _ = http_stopped.await;
     })
     .await?;
+    systemd::ready(&format!(
+        "dialing with {} lines; API on {}",
+        settings.dialer.lines, running.http_addr
+    ));
+    let watchdog = systemd::watchdog(engine.probe());
     let engine_failed = tokio::select! {
         () = stop => false,
         () = engine.stopped() => true,
     };
+    systemd::stopping("draining: no new calls; waiting for calls in flight");
+    if let Some(task) = watchdog {
+        task.abort();
+    }
     let _ = http_stop.send(());
     if engine_failed {
         running.wait().await?;
@@ -122,6 +134,8 @@ pub async fn run_until(
 
 /// `dialerd serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let _hangups = systemd::ignore_hangups()?;
+    systemd::status("applying migrations");
     let pool = database(&settings).await?;
     run_until(&settings, pool.clone(), crate::shutdown::signal()).await?;
     pool.close().await;

@@ -11,5 +11,6 @@ pub mod demo;
 pub mod domain;
 pub mod settings;
 pub mod shutdown;
+pub mod systemd;
 pub mod telemetry;
 pub mod telephony;

@@ -63,6 +63,34 @@ pub struct DrainReport {
     pub released: Recovered,
 }
 
+/// Lines of a healthy engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    pub busy: usize,
+    pub lines: usize,
+}
+
+/// Asks a running engine whether its supervision tree answers.
+#[derive(Clone)]
+pub struct Probe(ActorRef<SupervisorMessage>);
+
+impl Probe {
+    /// `Some` when the supervisor and the dispatcher both answer within `within`.
+    pub async fn check(&self, within: Duration) -> Option<Health> {
+        match self
+            .0
+            .call(
+                |reply| SupervisorMessage::Health(within, reply),
+                Some(within * 2),
+            )
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(health)) => Some(health),
+            _ => None,
+        }
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     supervisor: ActorRef<SupervisorMessage>,
@@ -102,6 +130,10 @@ impl Engine {
         self.supervisor.stop(Some("shutdown".into()));
         let _ = tokio::time::timeout(CALL_TIMEOUT, self.handle).await;
         Ok(report)
+    }
+
+    pub fn probe(&self) -> Probe {
+        Probe(self.supervisor.clone())
     }
 
     /// Resolves when the supervision tree has stopped (it failed past its restart budget).

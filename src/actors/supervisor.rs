@@ -23,7 +23,7 @@ use super::keeper::{Keeper, KeeperMessage};
 use super::line::{Line, LineArgs, LineMessage};
 use super::poller::{Poller, PollerMessage};
 use super::recorder::{Recorder, RecorderMessage};
-use super::{Deps, DrainReport, CALL_TIMEOUT};
+use super::{Deps, DrainReport, Health, CALL_TIMEOUT};
 use crate::db;
 
 const MAX_RESTARTS: usize = 20;
@@ -51,6 +51,9 @@ pub enum SupervisorMessage {
     /// Stop claiming, wait up to the duration for calls in flight, write
     /// results, release what is left, and report.
     Drain(Duration, RpcReplyPort<Result<DrainReport, String>>),
+    /// Answer with the line counts if the dispatcher answers within the
+    /// duration; no answer at all otherwise.
+    Health(Duration, RpcReplyPort<Health>),
 }
 
 impl Actor for Supervisor {
@@ -105,6 +108,18 @@ impl Actor for Supervisor {
                 sync_campaigns(&myself, state, active).await?;
             }
             SupervisorMessage::ActiveCampaigns(_) => {}
+            SupervisorMessage::Health(within, reply) => {
+                let busy = state
+                    .dispatcher
+                    .call(DispatcherMessage::Busy, Some(within))
+                    .await;
+                if let Ok(ractor::rpc::CallResult::Success(busy)) = busy {
+                    let _ = reply.send(Health {
+                        busy,
+                        lines: state.lines.len(),
+                    });
+                }
+            }
             SupervisorMessage::Drain(deadline, reply) => {
                 state.draining = true;
                 let report = drain(state, deadline).await;

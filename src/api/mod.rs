@@ -6,6 +6,7 @@ pub mod configurations;
 pub mod contacts;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod organization;
 mod patch;
 
@@ -23,11 +24,14 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::actors::Probe;
 use error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The dialing engine of this process, if it runs one.
+    pub probe: Option<Probe>,
 }
 
 /// Limits the HTTP layer enforces on every request.
@@ -83,10 +87,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP application: API, `/openapi.json`, JSON 404/405 answers.
-pub fn app(pool: PgPool, limits: HttpLimits) -> Router {
+pub fn app(pool: PgPool, probe: Option<Probe>, limits: HttpLimits) -> Router {
     let (api, doc) = routes();
     let doc = Json(doc);
     api.route("/openapi.json", get(move || async move { doc }))
+        .route("/healthz", get(health::alive))
+        .route("/readyz", get(health::ready))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected {
@@ -99,7 +105,7 @@ pub fn app(pool: PgPool, limits: HttpLimits) -> Router {
             limits.request_timeout,
             deadline,
         ))
-        .with_state(AppState { pool })
+        .with_state(AppState { pool, probe })
 }
 
 /// Answers 503 when a request runs past its deadline.

@@ -573,3 +573,51 @@ async fn organizations_stay_within_their_limits_and_share_the_global_limit_in_pr
     engine.stop(Duration::from_secs(5)).await.unwrap();
     assert_attempts_accounted(&app.db.pool).await;
 }
+
+#[tokio::test]
+async fn readiness_follows_the_database_and_the_dialer_loop() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.call_as(None, Method::GET, "/healthz", None).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    // An API-only process is ready when its database answers.
+    let (status, body) = app.call_as(None, Method::GET, "/readyz", None).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"database": true, "dialer": true}))
+    );
+
+    let settings = engine_settings(&app.db, 2);
+    let engine = start_engine(&app.db, &settings, SystemClock).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = dialerd::app::Running::start(
+        &settings,
+        app.db.pool.clone(),
+        Some(engine.probe()),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap();
+    let readyz = format!("http://{}/readyz", running.http_addr);
+    let get = || async { reqwest::get(&readyz).await.unwrap().status() };
+    assert_eq!(get().await, StatusCode::OK);
+    // A dialer loop stuck on a lock is not ready.
+    let mut tx = app.db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = reqwest::get(&readyz).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.json::<Value>().await.unwrap()["dialer"], false);
+    tx.rollback().await.unwrap();
+    eventually(10, "ready again", || async {
+        get().await == StatusCode::OK
+    })
+    .await;
+    let _ = stop.send(());
+    running.wait().await.unwrap();
+    engine.stop(Duration::from_secs(5)).await.unwrap();
+}

@@ -115,7 +115,7 @@ impl TestApp {
         let db = TestDb::new().await;
         let settings = settings_for(&db);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = Running::start(&settings, db.pool.clone(), async {
+        let running = Running::start(&settings, db.pool.clone(), None, async {
             let _ = stop_rx.await;
         })
         .await

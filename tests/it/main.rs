@@ -9,3 +9,4 @@ mod daemon;
 mod engine;
 mod helpers;
 mod schema;
+mod systemd;
