@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

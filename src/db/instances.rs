@@ -90,19 +90,29 @@ pub async fn vacuum(pool: &PgPool) -> Result<bool, DbError> {
     if !locked {
         return Ok(false);
     }
-    let mut result = Ok(());
-    for sql in ["VACUUM (ANALYZE) contacts", "VACUUM (ANALYZE) attempts"] {
-        // One unprepared statement per call: VACUUM runs outside any transaction.
-        let vacuum = sqlx::query(sql).persistent(false);
-        if let Err(e) = vacuum.execute(&mut *conn).await {
-            result = Err(e);
-            break;
-        }
-    }
+    let result = vacuum_tables(&mut conn).await;
+    sqlx::query("RESET statement_timeout")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(VACUUM_LOCK)
         .execute(&mut *conn)
         .await?;
     result?;
     Ok(true)
+}
+
+async fn vacuum_tables(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    // A vacuum of a large table may rightly outlast the statement timeout.
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    for sql in ["VACUUM (ANALYZE) contacts", "VACUUM (ANALYZE) attempts"] {
+        // One unprepared statement per call: VACUUM runs outside any transaction.
+        sqlx::query(sql)
+            .persistent(false)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

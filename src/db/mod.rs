@@ -64,6 +64,8 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
             url: url.clone(),
             source,
         })?
+        // Every statement is bounded; a longer one is a fault to surface.
+        .options([("statement_timeout", "60s")])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
     PgPoolOptions::new()
