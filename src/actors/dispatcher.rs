@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
-use super::Deps;
+use super::{Deps, Outage};
 use crate::db::dialer::{self, Claimed, OpenGates, Start};
 use crate::db::recovery::recover;
 use crate::domain::phone::E164;
@@ -38,7 +38,7 @@ pub struct DispatcherState {
     last_cycle: Option<Instant>,
     /// Claims whose start failed: released on the next cycle.
     stranded: Vec<Uuid>,
-    failing_since: Option<Instant>,
+    outage: Outage,
 }
 
 pub enum DispatcherMessage {
@@ -86,7 +86,7 @@ impl Actor for Dispatcher {
             hungry: false,
             last_cycle: None,
             stranded: Vec::new(),
-            failing_since: None,
+            outage: Outage::default(),
         })
     }
 
@@ -212,11 +212,11 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     .await
     {
         Ok(c) => c,
-        Err(e) => return failing(state, e),
+        Err(e) => return failing(state, &e),
     };
     state.hungry = claimed.len() as u32 == want;
     if claimed.is_empty() {
-        recovered(state);
+        state.outage.recovered("claiming");
         return;
     }
     let (calls, unusable) = prepare(state, claimed);
@@ -227,10 +227,10 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
             state
                 .stranded
                 .extend(calls.iter().map(|c| c.request.contact_id).chain(unusable));
-            return failing(state, e);
+            return failing(state, &e);
         }
     };
-    recovered(state);
+    state.outage.recovered("claiming");
     let mut release = unusable;
     for call in calls {
         if started.contains(&call.request.contact_id) {
@@ -250,21 +250,9 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     }
 }
 
-fn failing(state: &mut DispatcherState, error: crate::db::DbError) {
+fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
     state.hungry = false;
-    if state.failing_since.is_none() {
-        tracing::error!(error = %error, "claiming failed; retrying");
-        state.failing_since = Some(Instant::now());
-    }
-}
-
-fn recovered(state: &mut DispatcherState) {
-    if let Some(since) = state.failing_since.take() {
-        tracing::info!(
-            after_seconds = since.elapsed().as_secs_f64(),
-            "claiming works again"
-        );
-    }
+    state.outage.failed("claiming", error);
 }
 
 /// Builds the calls for claimed contacts; contacts that cannot be called

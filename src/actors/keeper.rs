@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::Deps;
+use super::{Deps, Outage};
 use crate::db::{instances, recovery};
 
 pub struct Keeper;
 
 pub struct KeeperState {
     deps: Deps,
-    failing: bool,
+    outage: Outage,
     last_vacuum: Instant,
 }
 
@@ -40,7 +40,7 @@ impl Actor for Keeper {
         myself.cast(KeeperMessage::Beat)?;
         Ok(KeeperState {
             deps,
-            failing: false,
+            outage: Outage::default(),
             last_vacuum: Instant::now(),
         })
     }
@@ -53,13 +53,8 @@ impl Actor for Keeper {
     ) -> Result<(), ActorProcessingErr> {
         maybe_vacuum(state).await;
         match beat(&state.deps).await {
-            Ok(()) if std::mem::take(&mut state.failing) => tracing::info!("heartbeat works again"),
-            Ok(()) => {}
-            Err(e) if !state.failing => {
-                tracing::error!(error = %e, "heartbeat or recovery failed; retrying");
-                state.failing = true;
-            }
-            Err(_) => {}
+            Ok(()) => state.outage.recovered("heartbeat and recovery"),
+            Err(e) => state.outage.failed("heartbeat and recovery", &e),
         }
         Ok(())
     }

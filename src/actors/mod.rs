@@ -63,6 +63,32 @@ pub struct DrainReport {
     pub released: Recovered,
 }
 
+/// A run of failures of one repeated task (a claim, a write, a poll): logged
+/// once when it starts and once when it ends, not on every retry.
+#[derive(Debug, Default)]
+pub struct Outage {
+    since: Option<std::time::Instant>,
+}
+
+impl Outage {
+    pub fn failed(&mut self, task: &'static str, error: &dyn std::fmt::Display) {
+        if self.since.is_none() {
+            tracing::error!(task, %error, "failed; retrying");
+            self.since = Some(std::time::Instant::now());
+        }
+    }
+
+    pub fn recovered(&mut self, task: &'static str) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                task,
+                after_seconds = since.elapsed().as_secs_f64(),
+                "works again"
+            );
+        }
+    }
+}
+
 /// Lines of a healthy engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
@@ -95,7 +121,6 @@ impl Probe {
 pub struct Engine {
     supervisor: ActorRef<SupervisorMessage>,
     handle: JoinHandle<()>,
-    pub instance: Uuid,
 }
 
 impl Engine {
@@ -106,11 +131,7 @@ impl Engine {
         let instance = deps.instance;
         let (supervisor, handle) = Actor::spawn(None, Supervisor, deps).await?;
         tracing::info!(%instance, "dialing engine started");
-        Ok(Engine {
-            supervisor,
-            handle,
-            instance,
-        })
+        Ok(Engine { supervisor, handle })
     }
 
     /// Stops claiming, lets calls in flight finish until `deadline`, writes

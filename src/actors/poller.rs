@@ -11,7 +11,7 @@ use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 
 use super::supervisor::SupervisorMessage;
-use super::Deps;
+use super::{Deps, Outage};
 use crate::db;
 
 /// The channel the status trigger notifies.
@@ -23,7 +23,7 @@ pub struct PollerState {
     deps: Deps,
     supervisor: ActorRef<SupervisorMessage>,
     listener: JoinHandle<()>,
-    failing: bool,
+    outage: Outage,
 }
 
 pub enum PollerMessage {
@@ -50,7 +50,7 @@ impl Actor for Poller {
             deps,
             supervisor,
             listener,
-            failing: false,
+            outage: Outage::default(),
         })
     }
 
@@ -62,18 +62,12 @@ impl Actor for Poller {
     ) -> Result<(), ActorProcessingErr> {
         match db::dialer::active_campaigns(&state.deps.pool).await {
             Ok(active) => {
-                if std::mem::take(&mut state.failing) {
-                    tracing::info!("campaign status polling works again");
-                }
+                state.outage.recovered("reading campaign statuses");
                 state
                     .supervisor
                     .cast(SupervisorMessage::ActiveCampaigns(active))?;
             }
-            Err(e) if !state.failing => {
-                tracing::error!(error = %e, "cannot read campaign statuses; retrying");
-                state.failing = true;
-            }
-            Err(_) => {}
+            Err(e) => state.outage.failed("reading campaign statuses", &e),
         }
         Ok(())
     }

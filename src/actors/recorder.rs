@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::Deps;
+use super::{Deps, Outage};
 use crate::db::dialer::{record, Finished};
 
 pub struct Recorder;
@@ -16,7 +16,7 @@ pub struct Recorder;
 pub struct RecorderState {
     deps: Deps,
     pending: Vec<Finished>,
-    failing_since: Option<std::time::Instant>,
+    outage: Outage,
 }
 
 pub enum RecorderMessage {
@@ -44,7 +44,7 @@ impl Actor for Recorder {
         Ok(RecorderState {
             deps,
             pending: Vec::new(),
-            failing_since: None,
+            outage: Outage::default(),
         })
     }
 
@@ -84,15 +84,10 @@ async fn flush(state: &mut RecorderState) {
                     );
                 }
                 state.pending.drain(..n);
-                if state.failing_since.take().is_some() {
-                    tracing::info!("result writes resumed");
-                }
+                state.outage.recovered("writing call results");
             }
             Err(e) => {
-                if state.failing_since.is_none() {
-                    tracing::error!(error = %e, queued = state.pending.len(), "cannot write call results; will retry");
-                    state.failing_since = Some(std::time::Instant::now());
-                }
+                state.outage.failed("writing call results", &e);
                 return;
             }
         }
