@@ -438,13 +438,15 @@ async fn pause_by_api_or_by_sql_stops_new_calls_within_a_second_and_start_resume
     })
     .await;
 
-    let paused_at: chrono::DateTime<Utc> = sqlx::query_scalar(
-        "UPDATE campaigns SET status = 'paused' WHERE id = $1::uuid RETURNING clock_timestamp()",
-    )
-    .bind(&campaign)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1::uuid")
+        .bind(&campaign)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    // Read the time after the commit: a claim whose statement began before the
+    // commit legitimately saw the campaign active (clock_timestamp() inside the
+    // UPDATE would precede the commit and count it as "after the pause").
+    let paused_at = db_now(&app).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         attempts_after(&app, &campaign, paused_at).await,
