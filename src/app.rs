@@ -16,6 +16,7 @@ use crate::actors::{Deps, Engine, Probe};
 use crate::api::{self, HttpLimits};
 use crate::clock::{Clock, SystemClock};
 use crate::db;
+use crate::monitoring::MetricsServer;
 use crate::settings::{Backend, Settings};
 use crate::systemd;
 use crate::telephony::simulated::Simulated;
@@ -93,6 +94,11 @@ pub async fn run_until(
     pool: PgPool,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let metrics = if settings.metrics.enabled {
+        Some(MetricsServer::start(settings.metrics.listen, pool.clone()).await?)
+    } else {
+        None
+    };
     systemd::status("starting the dialing engine");
     let mut engine =
         Engine::start(engine_deps(settings, pool.clone(), Arc::new(SystemClock))).await?;
@@ -101,8 +107,12 @@ pub async fn run_until(
         let _ = http_stopped.await;
     })
     .await?;
+    let metrics_on = match &metrics {
+        Some(m) => format!("; metrics on {}", m.addr),
+        None => String::new(),
+    };
     systemd::ready(&format!(
-        "dialing with {} lines; API on {}",
+        "dialing with {} lines; API on {}{metrics_on}",
         settings.dialer.lines, running.http_addr
     ));
     let watchdog = systemd::watchdog(engine.probe());
@@ -115,13 +125,20 @@ pub async fn run_until(
         task.abort();
     }
     let _ = http_stop.send(());
+    let stop_metrics = || {
+        if let Some(m) = metrics {
+            m.stop();
+        }
+    };
     if engine_failed {
         running.wait().await?;
+        stop_metrics();
         anyhow::bail!("the dialing engine stopped after repeated failures");
     }
     let drain = Duration::from_secs(settings.dialer.drain_timeout_seconds);
     let report = engine.stop(drain).await?;
     running.wait().await?;
+    stop_metrics();
     tracing::info!(
         drained = report.drained,
         released = report.released.released,

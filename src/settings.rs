@@ -24,6 +24,7 @@ pub enum SettingsError {
 pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub dialer: DialerSettings,
     pub telephony: TelephonySettings,
@@ -72,6 +73,13 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

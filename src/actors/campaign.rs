@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
 use super::dispatcher::DispatcherMessage;
-use super::Deps;
+use super::{Deps, Outage};
 use crate::db;
 use crate::domain::plan::{CampaignPlan, Gate};
 
@@ -26,6 +26,7 @@ pub struct CampaignState {
     plan: Option<Arc<CampaignPlan>>,
     zones: Vec<String>,
     sent: Option<(Arc<CampaignPlan>, Vec<Gate>)>,
+    outage: Outage,
 }
 
 pub enum CampaignMessage {
@@ -58,6 +59,7 @@ impl Actor for Campaign {
             plan: None,
             zones: Vec::new(),
             sent: None,
+            outage: Outage::default(),
         })
     }
 
@@ -92,10 +94,10 @@ async fn refresh(state: &mut CampaignState) {
         (Ok(plan), Ok(zones)) => {
             state.plan = plan.map(Arc::new);
             state.zones = zones;
+            state.outage.recovered("refreshing a campaign plan");
         }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(campaign_id = %state.id, error = %e, "cannot refresh the campaign plan; keeping the last one");
-        }
+        // The last plan is kept meanwhile.
+        (Err(e), _) | (_, Err(e)) => state.outage.failed("refreshing a campaign plan", &e),
     }
 }
 

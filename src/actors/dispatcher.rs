@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics::{counter, gauge, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
@@ -15,10 +16,11 @@ use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::{Deps, Outage};
 use crate::db::dialer::{self, Claimed, OpenGates, Start};
-use crate::db::recovery::recover;
+use crate::db::recovery::{recover, Interruption};
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
 use crate::domain::status::Outcome;
+use crate::monitoring;
 use crate::telephony::{CallReport, CallRequest};
 
 pub struct Dispatcher;
@@ -38,6 +40,9 @@ pub struct DispatcherState {
     last_cycle: Option<Instant>,
     /// Claims whose start failed: released on the next cycle.
     stranded: Vec<Uuid>,
+    /// A claim failed without an answer: it may have committed, leaving
+    /// contacts locked that no one knows of; release them before claiming.
+    claim_unsure: bool,
     outage: Outage,
 }
 
@@ -86,6 +91,7 @@ impl Actor for Dispatcher {
             hungry: false,
             last_cycle: None,
             stranded: Vec::new(),
+            claim_unsure: false,
             outage: Outage::default(),
         })
     }
@@ -109,6 +115,7 @@ impl Actor for Dispatcher {
                     .idle
                     .extend(state.lines.len()..state.lines.len() + lines.len());
                 state.lines.extend(lines);
+                gauge!(monitoring::LINES).set(state.lines.len() as f64);
             }
             DispatcherMessage::ReplaceLine(index, line) => {
                 state.lines[index] = line;
@@ -144,6 +151,7 @@ impl Actor for Dispatcher {
 
 fn free_line(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState, index: usize) {
     state.idle.push(index);
+    gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
     if state.hungry && state.claiming {
         let _ = myself.cast(DispatcherMessage::Tick);
     }
@@ -177,7 +185,7 @@ fn interrupted(state: &DispatcherState, call: Call) -> Result<(), ActorProcessin
 /// One claim cycle: claim, start attempts, hand calls to lines.
 async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState) {
     state.last_cycle = Some(Instant::now());
-    if !state.claiming {
+    if !state.claiming || !state.outage.may_try() {
         return;
     }
     if !state.stranded.is_empty() {
@@ -188,12 +196,25 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
             &[deps.instance],
             Some(&stranded),
             deps.clock.now(),
+            Interruption::NeverPlaced,
         )
         .await
         {
-            tracing::warn!(error = %e, "cannot release stranded claims yet");
             state.stranded = stranded;
-            return;
+            return failing(state, &e);
+        }
+    }
+    if state.claim_unsure {
+        // The dispatcher alone claims for this instance, one cycle at a time:
+        // between cycles no contact is `locked` by it on purpose.
+        match dialer::release_all_locked(&state.deps.pool, state.deps.instance).await {
+            Ok(released) => {
+                state.claim_unsure = false;
+                if released > 0 {
+                    tracing::warn!(released, "released claims whose claim answer was lost");
+                }
+            }
+            Err(e) => return failing(state, &e),
         }
     }
     let want = state.idle.len() as u32;
@@ -201,6 +222,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         return;
     }
     let deps = &state.deps;
+    let began = Instant::now();
     let claimed = match dialer::claim(
         &deps.pool,
         deps.instance,
@@ -212,12 +234,28 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     .await
     {
         Ok(c) => c,
-        Err(e) => return failing(state, &e),
+        Err(e) => {
+            state.claim_unsure = true;
+            return failing(state, &e);
+        }
     };
+    histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
     state.hungry = claimed.len() as u32 == want;
     if claimed.is_empty() {
         state.outage.recovered("claiming");
         return;
+    }
+    histogram!(monitoring::CLAIM_BATCH).record(claimed.len() as f64);
+    let now = deps.clock.now();
+    let lag = histogram!(monitoring::DISPATCH_LAG);
+    for c in &claimed {
+        lag.record(
+            ((now - c.next_attempt_at)
+                .num_microseconds()
+                .unwrap_or(i64::MAX) as f64
+                / 1e6)
+                .max(0.0),
+        );
     }
     let (calls, unusable) = prepare(state, claimed);
     let starts: Vec<Start> = calls.iter().map(start_of).collect();
@@ -319,6 +357,8 @@ fn dial(state: &mut DispatcherState, call: Call) {
         return;
     };
     state.busy.insert(index, call.clone());
+    counter!(monitoring::CALLS_PLACED).increment(1);
+    gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
     if let Err(e) = state.lines[index].cast(LineMessage::Dial(Box::new(call))) {
         tracing::error!(line = index, error = %e, "cannot hand a call to its line");
     }

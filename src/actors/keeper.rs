@@ -6,10 +6,13 @@
 
 use std::time::{Duration, Instant};
 
+use metrics::{counter, gauge};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{Deps, Outage};
+use crate::db::recovery::Interruption;
 use crate::db::{instances, recovery};
+use crate::monitoring;
 
 pub struct Keeper;
 
@@ -86,7 +89,17 @@ async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
         .filter(|id| *id != deps.instance)
         .collect();
     if !dead.is_empty() {
-        let done = recovery::recover(&deps.pool, &dead, None, deps.clock.now()).await?;
+        let done = recovery::recover(
+            &deps.pool,
+            &dead,
+            None,
+            deps.clock.now(),
+            Interruption::OwnerStopped,
+        )
+        .await?;
+        counter!(monitoring::CLAIMS_RECOVERED, "state" => "locked").increment(done.released);
+        counter!(monitoring::CLAIMS_RECOVERED, "state" => "in_progress")
+            .increment(done.interrupted);
         tracing::warn!(
             instances = dead.len(),
             released = done.released,
@@ -95,5 +108,6 @@ async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
         );
     }
     instances::forget_dead(&deps.pool).await?;
+    gauge!(monitoring::CONTACTS_DUE).set(crate::db::stats::due_backlog(&deps.pool).await? as f64);
     Ok(())
 }

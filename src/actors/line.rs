@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use metrics::{counter, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::dispatcher::DispatcherMessage;
@@ -17,6 +18,7 @@ use crate::db::recovery::apply;
 use crate::domain::plan::CampaignPlan;
 use crate::domain::policy::AttemptResult;
 use crate::domain::status::ContactStatus;
+use crate::monitoring;
 use crate::telephony::{CallBackend, CallRequest};
 
 pub struct Line;
@@ -103,10 +105,14 @@ impl Actor for Line {
         let LineMessage::Dial(call) = msg;
         let deps = &state.deps;
         tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, number = %call.request.number.masked(), "dialing");
+        let placed = std::time::Instant::now();
         let report = tokio::select! {
             report = deps.telephony.place(call.request.clone()) => report,
             () = deps.hang_up.cancelled() => return Ok(()),
         };
+        let outcome = report.outcome.as_str();
+        counter!(monitoring::CALLS_FINISHED, "outcome" => outcome).increment(1);
+        histogram!(monitoring::CALL_DURATION).record(placed.elapsed().as_secs_f64());
         let finished = call.finish(deps.instance, report, deps.clock.now());
         tracing::debug!(line = state.index, attempt_id = %finished.attempt_id, outcome = finished.outcome.as_str(), "call ended");
         state

@@ -23,7 +23,7 @@ pub mod recorder;
 pub mod supervisor;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use sqlx::PgPool;
@@ -64,21 +64,37 @@ pub struct DrainReport {
 }
 
 /// A run of failures of one repeated task (a claim, a write, a poll): logged
-/// once when it starts and once when it ends, not on every retry.
+/// once when it starts and once when it ends, not on every retry, and
+/// retried with exponential backoff (`BACKOFF_FIRST` doubling up to
+/// `BACKOFF_MAX`) so an outage is not hammered.
 #[derive(Debug, Default)]
 pub struct Outage {
-    since: Option<std::time::Instant>,
+    since: Option<Instant>,
+    failures: u32,
+    retry_at: Option<Instant>,
 }
+
+pub const BACKOFF_FIRST: Duration = Duration::from_millis(50);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 impl Outage {
     pub fn failed(&mut self, task: &'static str, error: &dyn std::fmt::Display) {
+        metrics::counter!(crate::monitoring::DB_ERRORS, "task" => task).increment(1);
+        let now = Instant::now();
         if self.since.is_none() {
-            tracing::error!(task, %error, "failed; retrying");
-            self.since = Some(std::time::Instant::now());
+            tracing::error!(task, %error, "failed; retrying with backoff");
+            self.since = Some(now);
         }
+        let delay = BACKOFF_FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(BACKOFF_MAX);
+        self.failures += 1;
+        self.retry_at = Some(now + delay);
     }
 
     pub fn recovered(&mut self, task: &'static str) {
+        self.failures = 0;
+        self.retry_at = None;
         if let Some(since) = self.since.take() {
             tracing::info!(
                 task,
@@ -86,6 +102,11 @@ impl Outage {
                 "works again"
             );
         }
+    }
+
+    /// False while backing off after a failure.
+    pub fn may_try(&self) -> bool {
+        self.retry_at.is_none_or(|at| Instant::now() >= at)
     }
 }
 

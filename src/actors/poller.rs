@@ -6,13 +6,16 @@
 
 use std::time::Duration;
 
+use metrics::histogram;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use super::supervisor::SupervisorMessage;
 use super::{Deps, Outage};
 use crate::db;
+use crate::monitoring;
 
 /// The channel the status trigger notifies.
 pub const CHANNEL: &str = "dialerd_campaign_status";
@@ -24,6 +27,8 @@ pub struct PollerState {
     supervisor: ActorRef<SupervisorMessage>,
     listener: JoinHandle<()>,
     outage: Outage,
+    /// The active campaigns at the last poll; `None` before the first.
+    active: Option<Vec<Uuid>>,
 }
 
 pub enum PollerMessage {
@@ -51,6 +56,7 @@ impl Actor for Poller {
             supervisor,
             listener,
             outage: Outage::default(),
+            active: None,
         })
     }
 
@@ -60,9 +66,24 @@ impl Actor for Poller {
         _: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match db::dialer::active_campaigns(&state.deps.pool).await {
-            Ok(active) => {
+        if !state.outage.may_try() {
+            return Ok(());
+        }
+        let known = state.active.as_deref().unwrap_or_default();
+        match db::dialer::campaign_statuses(&state.deps.pool, known).await {
+            Ok(statuses) => {
                 state.outage.recovered("reading campaign statuses");
+                let active: Vec<Uuid> =
+                    statuses.iter().filter(|s| s.active).map(|s| s.id).collect();
+                if let Some(before) = &state.active {
+                    let flip = histogram!(monitoring::STATUS_FLIP_DETECTION);
+                    for s in &statuses {
+                        if s.active != before.contains(&s.id) {
+                            flip.record(s.changed_seconds_ago.max(0.0));
+                        }
+                    }
+                }
+                state.active = Some(active.clone());
                 state
                     .supervisor
                     .cast(SupervisorMessage::ActiveCampaigns(active))?;
@@ -85,20 +106,22 @@ impl Actor for Poller {
 /// LISTENs for status changes and wakes the poller on each one; reconnects
 /// after a pause when the connection drops.
 async fn listen(pool: sqlx::PgPool, poller: ActorRef<PollerMessage>) {
+    let mut outage = Outage::default();
+    let task = "listening for campaign status changes";
     loop {
         match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => {
-                if let Err(e) = listener.listen(CHANNEL).await {
-                    tracing::warn!(error = %e, "cannot LISTEN for campaign status changes");
-                } else {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Err(e) => outage.failed(task, &e),
+                Ok(()) => {
+                    outage.recovered(task);
                     while listener.try_recv().await.ok().flatten().is_some() {
                         if poller.cast(PollerMessage::Poll).is_err() {
                             return;
                         }
                     }
                 }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for campaign status changes"),
+            },
+            Err(e) => outage.failed(task, &e),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

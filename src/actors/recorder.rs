@@ -6,10 +6,12 @@
 
 use std::time::Duration;
 
+use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{Deps, Outage};
 use crate::db::dialer::{record, Finished};
+use crate::monitoring;
 
 pub struct Recorder;
 
@@ -57,11 +59,16 @@ impl Actor for Recorder {
         match msg {
             RecorderMessage::Record(finished) => {
                 state.pending.push(*finished);
-                if state.pending.len() >= state.deps.settings.result_batch {
+                if state.pending.len() >= state.deps.settings.result_batch && state.outage.may_try()
+                {
                     flush(state).await;
                 }
             }
-            RecorderMessage::Flush => flush(state).await,
+            RecorderMessage::Flush => {
+                if state.outage.may_try() {
+                    flush(state).await;
+                }
+            }
             RecorderMessage::FlushNow(reply) => {
                 flush(state).await;
                 let _ = reply.send(state.pending.is_empty());
@@ -76,6 +83,8 @@ async fn flush(state: &mut RecorderState) {
         let n = state.pending.len().min(state.deps.settings.result_batch);
         match record(&state.deps.pool, &state.pending[..n]).await {
             Ok(applied) => {
+                counter!(monitoring::RESULTS_WRITTEN).increment(applied);
+                counter!(monitoring::RESULTS_FENCED).increment(n as u64 - applied);
                 if applied < n as u64 {
                     tracing::warn!(
                         results = n,

@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use metrics::{counter, gauge};
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
@@ -25,6 +26,8 @@ use super::poller::{Poller, PollerMessage};
 use super::recorder::{Recorder, RecorderMessage};
 use super::{Deps, DrainReport, Health, CALL_TIMEOUT};
 use crate::db;
+use crate::db::recovery::Interruption;
+use crate::monitoring;
 
 const MAX_RESTARTS: usize = 20;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
@@ -205,6 +208,7 @@ async fn sync_campaigns(
             state.campaigns.insert(id, actor);
         }
     }
+    gauge!(monitoring::CAMPAIGNS_ACTIVE).set(state.campaigns.len() as f64);
     Ok(())
 }
 
@@ -227,31 +231,36 @@ async fn restart(
     }
     let id = cell.get_id();
     let me = myself.get_cell();
-    if let Some((campaign, _)) = state.campaigns.iter().find(|(_, a)| a.get_id() == id) {
+    let kind = if let Some((campaign, _)) = state.campaigns.iter().find(|(_, a)| a.get_id() == id) {
         let campaign = *campaign;
         let args = (state.deps.clone(), campaign, state.dispatcher.clone());
         let (actor, _) = Actor::spawn_linked(None, Campaign, args, me).await?;
         state.campaigns.insert(campaign, actor);
+        "campaign"
     } else if let Some(index) = state.lines.iter().position(|l| l.get_id() == id) {
         let line = spawn_line(&state.deps, index, &state.dispatcher, &state.recorder, &me).await?;
         state.lines[index] = line.clone();
         state
             .dispatcher
             .cast(DispatcherMessage::ReplaceLine(index, line))?;
+        "line"
     } else if state.poller.get_id() == id {
         state.poller = Actor::spawn_linked(None, Poller, (state.deps.clone(), myself.clone()), me)
             .await?
             .0;
+        "poller"
     } else if state.keeper.get_id() == id {
         state.keeper = Actor::spawn_linked(None, Keeper, state.deps.clone(), me)
             .await?
             .0;
+        "keeper"
     } else {
         // The dispatcher or the recorder: the calls they held cannot be
         // rebuilt here; stop, and let lease recovery close them.
         return Err(format!("core actor {id} failed; stopping the engine").into());
-    }
-    tracing::warn!(actor = %id, "actor restarted");
+    };
+    counter!(monitoring::ACTOR_RESTARTS, "actor" => kind).increment(1);
+    tracing::warn!(actor = %id, kind, "actor restarted");
     Ok(())
 }
 
@@ -284,9 +293,15 @@ async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainR
         .recorder
         .call(RecorderMessage::FlushNow, Some(CALL_TIMEOUT))
         .await;
-    let released = db::recovery::recover(&deps.pool, &[deps.instance], None, deps.clock.now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let released = db::recovery::recover(
+        &deps.pool,
+        &[deps.instance],
+        None,
+        deps.clock.now(),
+        Interruption::OwnerStopped,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     db::instances::deregister(&deps.pool, deps.instance)
         .await
         .map_err(|e| e.to_string())?;

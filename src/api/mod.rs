@@ -12,8 +12,8 @@ mod patch;
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::actors::Probe;
+use crate::monitoring;
 use error::ApiError;
 
 #[derive(Clone)]
@@ -105,7 +106,35 @@ pub fn app(pool: PgPool, probe: Option<Probe>, limits: HttpLimits) -> Router {
             limits.request_timeout,
             deadline,
         ))
+        .layer(middleware::from_fn(observe))
         .with_state(AppState { pool, probe })
+}
+
+/// Counts and times each request by method, route template and status;
+/// requests that match no route are labeled `unmatched`, never by raw path.
+async fn observe(req: Request, next: Next) -> Response {
+    let began = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(monitoring::HTTP_DURATION, "method" => method, "route" => route.clone())
+        .record(began.elapsed().as_secs_f64());
+    metrics::counter!(monitoring::HTTP_REQUESTS, "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
 }
 
 /// Answers 503 when a request runs past its deadline.

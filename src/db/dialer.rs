@@ -274,6 +274,18 @@ pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result
     .rows_affected())
 }
 
+/// Hands back every contact `owner` holds `locked` (claimed, not started).
+pub async fn release_all_locked(pool: &PgPool, owner: Uuid) -> Result<u64, DbError> {
+    Ok(sqlx::query(
+        "UPDATE contacts SET status = 'pending', owner_instance = NULL, claimed_at = NULL, updated_at = now()
+          WHERE owner_instance = $1 AND status = 'locked'",
+    )
+    .bind(owner)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// A finished call and the contact's next state.
 #[derive(Debug, Clone)]
 pub struct Finished {
@@ -348,12 +360,28 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
 }
 
 /// Ids of every active campaign.
-pub async fn active_campaigns(pool: &PgPool) -> Result<Vec<Uuid>, DbError> {
-    Ok(
-        sqlx::query_scalar("SELECT id FROM campaigns WHERE status = 'active'")
-            .fetch_all(pool)
-            .await?,
+/// A campaign's status as the poller sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CampaignStatus {
+    pub id: Uuid,
+    pub active: bool,
+    /// Seconds since the status last changed, by the database's clock.
+    pub changed_seconds_ago: f64,
+}
+
+/// Every active campaign, plus those of `also` whatever their status.
+pub async fn campaign_statuses(
+    pool: &PgPool,
+    also: &[Uuid],
+) -> Result<Vec<CampaignStatus>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, status = 'active' AS active,
+                extract(epoch FROM clock_timestamp() - status_changed_at)::float8 AS changed_seconds_ago
+           FROM campaigns WHERE status = 'active' OR id = ANY($1)",
     )
+    .bind(also)
+    .fetch_all(pool)
+    .await?)
 }
 
 #[derive(sqlx::FromRow)]

@@ -36,13 +36,35 @@ pub struct Recovered {
     pub interrupted: u64,
 }
 
+/// Why an open attempt is being closed as `interrupted`; its detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// The owner stopped (crashed, or drained past its deadline) mid-call.
+    OwnerStopped,
+    /// The attempt was written but its call never placed: the write's
+    /// confirmation was lost, so the dialer could not rely on it.
+    NeverPlaced,
+}
+
+impl Interruption {
+    pub fn detail(self) -> &'static str {
+        match self {
+            Interruption::OwnerStopped => "the dialer instance stopped during the call",
+            Interruption::NeverPlaced => {
+                "the call was not placed: the dialer could not confirm its attempt was written"
+            }
+        }
+    }
+}
+
 /// Recovers every claim held by `owners` as of `now`, or only those of the
-/// listed contacts.
+/// listed contacts; open attempts are closed as interrupted for `why`.
 pub async fn recover(
     pool: &PgPool,
     owners: &[Uuid],
     contacts: Option<&[Uuid]>,
     now: DateTime<Utc>,
+    why: Interruption,
 ) -> Result<Recovered, DbError> {
     if owners.is_empty() {
         return Ok(Recovered::default());
@@ -67,7 +89,7 @@ pub async fn recover(
     for orphan in orphans {
         match (orphan.status, orphan.attempt_id) {
             (ContactStatus::InProgress, Some(attempt_id)) => {
-                finished.push(interrupted(orphan, attempt_id, now))
+                finished.push(interrupted(orphan, attempt_id, now, why))
             }
             // A claim with no open attempt never placed a call.
             _ => done.released += release(pool, orphan.owner_instance, &[orphan.id]).await?,
@@ -79,7 +101,12 @@ pub async fn recover(
     Ok(done)
 }
 
-fn interrupted(orphan: Orphan, attempt_id: Uuid, now: DateTime<Utc>) -> Finished {
+fn interrupted(
+    orphan: Orphan,
+    attempt_id: Uuid,
+    now: DateTime<Utc>,
+    why: Interruption,
+) -> Finished {
     let policy = orphan.dialing_policy.map(|p| p.0).unwrap_or_default();
     let result = AttemptResult {
         outcome: Outcome::Interrupted,
@@ -98,7 +125,7 @@ fn interrupted(orphan: Orphan, attempt_id: Uuid, now: DateTime<Utc>) -> Finished
         owner: orphan.owner_instance,
         outcome: Outcome::Interrupted,
         conversation_id: None,
-        detail: Some("the dialer instance stopped during the call".into()),
+        detail: Some(why.detail().into()),
         answered_at: None,
         ended_at: now,
         status: ContactStatus::Exhausted,
