@@ -1,7 +1,6 @@
 //! The real `dialerd` binary: SIGKILL mid-run and restart, two daemons on
 //! one database, and SIGTERM draining.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dialerd::db::campaigns::{self, NewCampaign};
@@ -12,69 +11,10 @@ use dialerd::domain::phone::E164;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{around_the_clock, assert_attempts_accounted, eventually, TestDb};
-
-/// A `dialerd serve` process, killed when dropped.
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(db: &TestDb, env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerd"));
-        cmd.arg("serve")
-            .env("DATABASE_URL", &db.url)
-            .env("DIALERD_HTTP__LISTEN", "127.0.0.1:0")
-            .env("DIALERD_DIALER__HEARTBEAT_SECONDS", "1")
-            .env("DIALERD_DIALER__LEASE_SECONDS", "2")
-            .env("DIALERD_DIALER__PLAN_REFRESH_SECONDS", "1")
-            .env("DIALERD_DIALER__CLAIM_INTERVAL_MS", "10")
-            .env(
-                "RUST_LOG",
-                std::env::var("DAEMON_LOG").unwrap_or("warn".into()),
-            )
-            .stdout(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Daemon(cmd.spawn().expect("dialerd starts"))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit by itself.
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "dialerd did not exit within {within:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::helpers::{around_the_clock, assert_attempts_accounted, eventually, Daemon, TestDb};
 
 /// An organization with one around-the-clock campaign of `n` contacts.
-async fn seed(db: &TestDb, name: &str, limit: i32, n: u32) -> Uuid {
+pub async fn seed(db: &TestDb, name: &str, limit: i32, n: u32) -> Uuid {
     let org = dialerd::admin::create_org(&db.pool, name, limit)
         .await
         .unwrap();

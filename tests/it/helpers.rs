@@ -1,7 +1,9 @@
 //! Test fixtures: a fresh database per test, the real app on port 0, and an
 //! HTTP client that speaks as one organization's token.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use dialerd::app::Running;
 use dialerd::settings::Settings;
@@ -97,6 +99,7 @@ pub fn settings_for(db: &TestDb) -> Settings {
     let mut settings = Settings::load(None).unwrap();
     settings.database.url = db.url.clone();
     settings.http.listen = "127.0.0.1:0".parse().unwrap();
+    settings.metrics.listen = "127.0.0.1:0".parse().unwrap();
     settings
 }
 
@@ -407,4 +410,70 @@ pub async fn assert_attempts_accounted(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(bad_final, 0, "a completed contact without a completed call");
+}
+
+/// A `dialerd` process with test timers, killed when dropped.
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    /// `dialerd serve` on `db`, with `env` on top of the test settings.
+    pub fn start(db: &TestDb, env: &[(&str, &str)]) -> Daemon {
+        Daemon::run(db, &["serve"], env)
+    }
+
+    /// `dialerd ARGS...` on `db`, with `env` on top of the test settings.
+    pub fn run(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerd"));
+        cmd.args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("DIALERD_HTTP__LISTEN", "127.0.0.1:0")
+            .env("DIALERD_METRICS__LISTEN", "127.0.0.1:0")
+            .env("DIALERD_DIALER__HEARTBEAT_SECONDS", "1")
+            .env("DIALERD_DIALER__LEASE_SECONDS", "2")
+            .env("DIALERD_DIALER__PLAN_REFRESH_SECONDS", "1")
+            .env("DIALERD_DIALER__CLAIM_INTERVAL_MS", "10")
+            .env(
+                "RUST_LOG",
+                std::env::var("DAEMON_LOG").unwrap_or("warn".into()),
+            )
+            .stdout(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Daemon(cmd.spawn().expect("dialerd starts"))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    pub fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "dialerd did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -8,5 +8,7 @@ mod cli;
 mod daemon;
 mod engine;
 mod helpers;
+mod metrics;
+mod outage;
 mod schema;
 mod systemd;

@@ -56,6 +56,7 @@ async fn systemd_hears_ready_status_watchdog_and_stopping_and_no_pings_while_wed
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("DIALERD_HTTP__LISTEN", "127.0.0.1:0")
+            .env("DIALERD_METRICS__LISTEN", "127.0.0.1:0")
             .env("NOTIFY_SOCKET", &path)
             .env("WATCHDOG_USEC", "1000000")
             .env(
