@@ -19,6 +19,7 @@ use crate::db;
 use crate::monitoring::MetricsServer;
 use crate::settings::{Backend, Settings};
 use crate::systemd;
+use crate::telephony::http::Http;
 use crate::telephony::simulated::Simulated;
 use crate::telephony::Telephony;
 
@@ -52,7 +53,9 @@ impl Running {
             max_body_bytes: settings.http.max_body_bytes,
             request_timeout: Duration::from_secs(settings.http.request_timeout_seconds),
         };
-        let app = api::app(pool, probe, limits);
+        let secret = (settings.telephony.backend == Backend::Http)
+            .then_some(settings.telephony.http.signing_secret.as_str());
+        let app = api::app(pool, probe, limits, secret);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
@@ -70,20 +73,28 @@ impl Running {
 }
 
 /// What the engine needs, built from settings, with `clock` as its time.
-pub fn engine_deps(settings: &Settings, pool: PgPool, clock: Arc<dyn Clock>) -> Deps {
+pub fn engine_deps(
+    settings: &Settings,
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Deps> {
     let telephony = match settings.telephony.backend {
         Backend::Simulated => {
             Telephony::Simulated(Simulated::new(settings.telephony.simulated.clone()))
         }
+        Backend::Http => Telephony::Http(
+            Http::new(settings.telephony.http.clone(), pool.clone())
+                .context("cannot build the HTTP client of the http telephony backend")?,
+        ),
     };
-    Deps {
+    Ok(Deps {
         pool,
         clock,
         telephony: Arc::new(telephony),
         settings: settings.dialer.clone(),
         instance: Uuid::now_v7(),
         hang_up: CancellationToken::new(),
-    }
+    })
 }
 
 /// A daemon: the dialing engine and the HTTP API, until `stop` resolves.
@@ -101,7 +112,7 @@ pub async fn run_until(
     };
     systemd::status("starting the dialing engine");
     let mut engine =
-        Engine::start(engine_deps(settings, pool.clone(), Arc::new(SystemClock))).await?;
+        Engine::start(engine_deps(settings, pool.clone(), Arc::new(SystemClock))?).await?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let running = Running::start(settings, pool.clone(), Some(engine.probe()), async {
         let _ = http_stopped.await;

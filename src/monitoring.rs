@@ -36,6 +36,8 @@ pub const ACTOR_RESTARTS: &str = "dialerd_actor_restarts_total";
 pub const DB_CONNECTIONS: &str = "dialerd_db_connections";
 pub const DB_MAX_CONNECTIONS: &str = "dialerd_db_max_connections";
 pub const DB_ERRORS: &str = "dialerd_db_errors_total";
+pub const PLATFORM_REQUESTS: &str = "dialerd_platform_requests_total";
+pub const CALLBACKS: &str = "dialerd_callbacks_total";
 pub const HTTP_REQUESTS: &str = "dialerd_http_requests_total";
 pub const HTTP_DURATION: &str = "dialerd_http_request_duration_seconds";
 
@@ -172,6 +174,16 @@ fn describe() {
         DB_ERRORS,
         Unit::Count,
         "Failed database operations of the engine, by task."
+    );
+    describe_counter!(
+        PLATFORM_REQUESTS,
+        Unit::Count,
+        "Call requests to the voice-agent platform (http backend), by result: started, invalid_number, refused, retryable_error."
+    );
+    describe_counter!(
+        CALLBACKS,
+        Unit::Count,
+        "Status callbacks received, by result: closed, progress, duplicate, unknown, rejected."
     );
     describe_counter!(
         HTTP_REQUESTS,

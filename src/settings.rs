@@ -7,6 +7,7 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+use crate::telephony::http::PlatformSettings;
 use crate::telephony::simulated::SimulatedSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -50,6 +51,7 @@ pub struct DialerSettings {
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     Simulated,
+    Http,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,6 +59,7 @@ pub enum Backend {
 pub struct TelephonySettings {
     pub backend: Backend,
     pub simulated: SimulatedSettings,
+    pub http: PlatformSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +119,64 @@ impl Settings {
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// `[telephony.http]`, checked only when it is the backend in use.
+    fn validate_http(&self) -> Result<(), SettingsError> {
+        let h = &self.telephony.http;
+        let invalid = |key, reason: &str| SettingsError::Invalid {
+            key,
+            reason: reason.into(),
+        };
+        let http_url = |url: &str| {
+            (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() > "https://".len()
+                && !url.contains(char::is_whitespace)
+        };
+        if !http_url(&h.base_url) {
+            return Err(invalid(
+                "telephony.http.base_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !http_url(&h.callback_base_url) {
+            return Err(invalid(
+                "telephony.http.callback_base_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if h.token.trim().is_empty() {
+            return Err(invalid(
+                "telephony.http.token",
+                "must be set for the http backend",
+            ));
+        }
+        if h.signing_secret.len() < 16 {
+            return Err(invalid(
+                "telephony.http.signing_secret",
+                "must be at least 16 characters for the http backend",
+            ));
+        }
+        check(
+            "telephony.http.request_timeout_ms",
+            h.request_timeout_ms,
+            100,
+            120_000,
+        )?;
+        check("telephony.http.request_retries", h.request_retries, 0, 10)?;
+        check(
+            "telephony.http.max_call_seconds",
+            h.max_call_seconds,
+            1,
+            86_400,
+        )?;
+        check(
+            "telephony.http.status_check_seconds",
+            h.status_check_seconds,
+            1,
+            3600,
+        )?;
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -194,6 +255,9 @@ impl Settings {
                 key: "telephony.simulated.unanswered",
                 reason,
             })?;
+        if self.telephony.backend == Backend::Http {
+            self.validate_http()?;
+        }
         if !self.database.url.starts_with("postgres://")
             && !self.database.url.starts_with("postgresql://")
         {

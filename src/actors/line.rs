@@ -19,7 +19,7 @@ use crate::domain::plan::CampaignPlan;
 use crate::domain::policy::AttemptResult;
 use crate::domain::status::ContactStatus;
 use crate::monitoring;
-use crate::telephony::{CallBackend, CallRequest};
+use crate::telephony::{CallBackend, CallEnd, CallRequest};
 
 pub struct Line;
 
@@ -106,18 +106,23 @@ impl Actor for Line {
         let deps = &state.deps;
         tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, number = %call.request.number.masked(), "dialing");
         let placed = std::time::Instant::now();
-        let report = tokio::select! {
-            report = deps.telephony.place(call.request.clone()) => report,
+        let end = tokio::select! {
+            end = deps.telephony.place(call.request.clone()) => end,
             () = deps.hang_up.cancelled() => return Ok(()),
         };
-        let outcome = report.outcome.as_str();
-        counter!(monitoring::CALLS_FINISHED, "outcome" => outcome).increment(1);
+        let outcome = match &end {
+            CallEnd::Report(report) => report.outcome,
+            CallEnd::Settled(outcome) => *outcome,
+        };
+        counter!(monitoring::CALLS_FINISHED, "outcome" => outcome.as_str()).increment(1);
         histogram!(monitoring::CALL_DURATION).record(placed.elapsed().as_secs_f64());
-        let finished = call.finish(deps.instance, report, deps.clock.now());
-        tracing::debug!(line = state.index, attempt_id = %finished.attempt_id, outcome = finished.outcome.as_str(), "call ended");
-        state
-            .recorder
-            .cast(RecorderMessage::Record(Box::new(finished)))?;
+        tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, outcome = outcome.as_str(), "call ended");
+        if let CallEnd::Report(report) = end {
+            let finished = call.finish(deps.instance, report, deps.clock.now());
+            state
+                .recorder
+                .cast(RecorderMessage::Record(Box::new(finished)))?;
+        }
         state
             .dispatcher
             .cast(DispatcherMessage::LineIdle(state.index))?;

@@ -1,6 +1,7 @@
 //! The REST API (SPEC 5): thin handlers over `db`, all under `/campaign`,
 //! described by an OpenAPI document generated from the same code.
 
+pub mod callbacks;
 pub mod campaigns;
 pub mod configurations;
 pub mod contacts;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The dialing engine of this process, if it runs one.
     pub probe: Option<Probe>,
+    /// The key of status callback signatures, when the backend is `http`.
+    pub callback_secret: Option<std::sync::Arc<str>>,
 }
 
 /// Limits the HTTP layer enforces on every request.
@@ -80,6 +83,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             configurations::delete
         ))
         .routes(routes!(organization::timezones))
+        .routes(routes!(callbacks::receive))
         .routes(routes!(
             organization::get_concurrency,
             organization::put_concurrency
@@ -88,7 +92,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole HTTP application: API, `/openapi.json`, JSON 404/405 answers.
-pub fn app(pool: PgPool, probe: Option<Probe>, limits: HttpLimits) -> Router {
+pub fn app(
+    pool: PgPool,
+    probe: Option<Probe>,
+    limits: HttpLimits,
+    callback_secret: Option<&str>,
+) -> Router {
     let (api, doc) = routes();
     let doc = Json(doc);
     api.route("/openapi.json", get(move || async move { doc }))
@@ -107,7 +116,11 @@ pub fn app(pool: PgPool, probe: Option<Probe>, limits: HttpLimits) -> Router {
             deadline,
         ))
         .layer(middleware::from_fn(observe))
-        .with_state(AppState { pool, probe })
+        .with_state(AppState {
+            pool,
+            probe,
+            callback_secret: callback_secret.map(Into::into),
+        })
 }
 
 /// Counts and times each request by method, route template and status;

@@ -330,8 +330,10 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
                  AS r(attempt_id, contact_id, owner, outcome, conversation_id, detail, answered_at, ended_at,
                       status, next_attempt_at, next_number_index, retired)),
          closed AS (
-             UPDATE attempts a SET outcome = r.outcome::attempt_outcome, conversation_id = r.conversation_id,
-                    telephony_detail = r.detail, answered_at = r.answered_at, ended_at = r.ended_at
+             UPDATE attempts a SET outcome = r.outcome::attempt_outcome,
+                    conversation_id = coalesce(r.conversation_id, a.conversation_id),
+                    telephony_detail = r.detail, answered_at = coalesce(r.answered_at, a.answered_at),
+                    ended_at = r.ended_at
                FROM r WHERE a.id = r.attempt_id AND a.outcome IS NULL
           RETURNING a.id)
          UPDATE contacts c SET status = r.status::contact_status,
@@ -359,7 +361,6 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
     .rows_affected())
 }
 
-/// Ids of every active campaign.
 /// A campaign's status as the poller sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CampaignStatus {

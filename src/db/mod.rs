@@ -1,6 +1,7 @@
 //! Every SQL statement of dialerd lives under this module, as typed functions.
 
 pub mod attempts;
+pub mod calls;
 pub mod campaigns;
 pub mod configurations;
 pub mod contacts;

@@ -13,9 +13,11 @@ use super::dialer::{record, release, Finished};
 use super::DbError;
 use crate::domain::policy::{AttemptResult, DialingPolicy, Next};
 use crate::domain::status::{ContactStatus, Outcome};
+use crate::telephony::CallReport;
 
+/// A claimed contact with what deciding its next state needs.
 #[derive(sqlx::FromRow)]
-struct Orphan {
+pub(crate) struct Orphan {
     id: Uuid,
     owner_instance: Uuid,
     status: ContactStatus,
@@ -24,7 +26,7 @@ struct Orphan {
     number_count: i32,
     retired_numbers: Vec<i32>,
     dialing_policy: Option<Json<DialingPolicy>>,
-    attempt_id: Option<Uuid>,
+    pub(crate) attempt_id: Option<Uuid>,
 }
 
 /// What a recovery did.
@@ -69,27 +71,20 @@ pub async fn recover(
     if owners.is_empty() {
         return Ok(Recovered::default());
     }
-    let orphans: Vec<Orphan> = sqlx::query_as(
-        "SELECT c.id, c.owner_instance, c.status, c.attempt_count, c.next_number_index,
-                cardinality(c.phone_numbers) AS number_count, c.retired_numbers, f.dialing_policy,
-                a.id AS attempt_id
-           FROM contacts c
-           LEFT JOIN campaigns k ON k.id = c.campaign_id
-           LEFT JOIN configurations f ON f.id = k.configuration_id
-           LEFT JOIN attempts a ON a.contact_id = c.id AND a.outcome IS NULL
-          WHERE c.owner_instance = ANY($1) AND c.status IN ('locked', 'in_progress')
-            AND ($2::uuid[] IS NULL OR c.id = ANY($2))",
-    )
-    .bind(owners)
-    .bind(contacts)
-    .fetch_all(pool)
-    .await?;
+    let orphans = claims(pool, Some(owners), contacts).await?;
     let mut done = Recovered::default();
     let mut finished = Vec::new();
     for orphan in orphans {
         match (orphan.status, orphan.attempt_id) {
             (ContactStatus::InProgress, Some(attempt_id)) => {
-                finished.push(interrupted(orphan, attempt_id, now, why))
+                let report = CallReport {
+                    outcome: Outcome::Interrupted,
+                    conversation_id: None,
+                    detail: Some(why.detail().into()),
+                    answered_at: None,
+                    ended_at: now,
+                };
+                finished.push(decide(orphan, attempt_id, report, now))
             }
             // A claim with no open attempt never placed a call.
             _ => done.released += release(pool, orphan.owner_instance, &[orphan.id]).await?,
@@ -101,15 +96,42 @@ pub async fn recover(
     Ok(done)
 }
 
-fn interrupted(
+/// Claims held by `owners` (any owner when `None`), of the listed contacts
+/// only when `contacts` is given, with their open attempt if any.
+pub(crate) async fn claims(
+    pool: &PgPool,
+    owners: Option<&[Uuid]>,
+    contacts: Option<&[Uuid]>,
+) -> Result<Vec<Orphan>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.owner_instance, c.status, c.attempt_count, c.next_number_index,
+                cardinality(c.phone_numbers) AS number_count, c.retired_numbers, f.dialing_policy,
+                a.id AS attempt_id
+           FROM contacts c
+           LEFT JOIN campaigns k ON k.id = c.campaign_id
+           LEFT JOIN configurations f ON f.id = k.configuration_id
+           LEFT JOIN attempts a ON a.contact_id = c.id AND a.outcome IS NULL
+          WHERE c.status IN ('locked', 'in_progress')
+            AND ($1::uuid[] IS NULL OR c.owner_instance = ANY($1))
+            AND ($2::uuid[] IS NULL OR c.id = ANY($2))",
+    )
+    .bind(owners)
+    .bind(contacts)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The result of `attempt_id` ending as `report`, decided by the contact's
+/// policy as stored in the database.
+pub(crate) fn decide(
     orphan: Orphan,
     attempt_id: Uuid,
+    report: CallReport,
     now: DateTime<Utc>,
-    why: Interruption,
 ) -> Finished {
     let policy = orphan.dialing_policy.map(|p| p.0).unwrap_or_default();
     let result = AttemptResult {
-        outcome: Outcome::Interrupted,
+        outcome: report.outcome,
         attempt_count: orphan.attempt_count.max(0) as u32,
         number_index: orphan.next_number_index.max(0) as usize,
         number_count: orphan.number_count.max(1) as usize,
@@ -123,11 +145,11 @@ fn interrupted(
         attempt_id,
         contact_id: orphan.id,
         owner: orphan.owner_instance,
-        outcome: Outcome::Interrupted,
-        conversation_id: None,
-        detail: Some(why.detail().into()),
-        answered_at: None,
-        ended_at: now,
+        outcome: report.outcome,
+        conversation_id: report.conversation_id,
+        detail: report.detail,
+        answered_at: report.answered_at,
+        ended_at: report.ended_at,
         status: ContactStatus::Exhausted,
         next_attempt_at: None,
         next_number_index: orphan.next_number_index,

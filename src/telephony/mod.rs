@@ -1,6 +1,8 @@
 //! The phone network behind one trait. Backends are chosen in settings
-//! (`telephony.backend`); this build has the `simulated` one.
+//! (`telephony.backend`): `simulated`, or `http` (a voice-agent platform).
 
+pub mod callback;
+pub mod http;
 pub mod simulated;
 
 use std::future::Future;
@@ -36,20 +38,34 @@ pub struct CallReport {
     pub ended_at: DateTime<Utc>,
 }
 
+/// How a call ended, for the line that placed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEnd {
+    /// The line records this result.
+    Report(CallReport),
+    /// The result, with this outcome, is already committed (a status
+    /// callback settled it, possibly on another instance): nothing to write.
+    Settled(Outcome),
+}
+
 /// A way to place calls. A backend never fails: trouble is a `failed` report.
 pub trait CallBackend: Send + Sync + 'static {
-    fn place(&self, call: CallRequest) -> impl Future<Output = CallReport> + Send;
+    fn place(&self, call: CallRequest) -> impl Future<Output = CallEnd> + Send;
 }
 
 /// The configured backend.
+// One per daemon, behind an Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Telephony {
     Simulated(simulated::Simulated),
+    Http(http::Http),
 }
 
 impl CallBackend for Telephony {
-    async fn place(&self, call: CallRequest) -> CallReport {
+    async fn place(&self, call: CallRequest) -> CallEnd {
         match self {
             Telephony::Simulated(s) => s.place(call).await,
+            Telephony::Http(h) => h.place(call).await,
         }
     }
 }

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 
-use super::{CallBackend, CallReport, CallRequest};
+use super::{CallBackend, CallEnd, CallReport, CallRequest};
 use crate::domain::status::Outcome;
 
 /// How call durations are drawn around `mean_call_ms`.
@@ -115,7 +115,7 @@ fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
 }
 
 impl CallBackend for Simulated {
-    async fn place(&self, call: CallRequest) -> CallReport {
+    async fn place(&self, call: CallRequest) -> CallEnd {
         let (outcome, duration) = self.draw();
         let started = Utc::now();
         if duration.is_zero() {
@@ -124,13 +124,13 @@ impl CallBackend for Simulated {
             tokio::time::sleep(duration).await;
         }
         let answered = outcome == Outcome::Completed;
-        CallReport {
+        CallEnd::Report(CallReport {
             outcome,
             conversation_id: answered.then(|| format!("sim-{}", call.attempt_id)),
             detail: Some(format!("simulated {}", outcome.as_str())),
             answered_at: answered.then_some(started),
             ended_at: Utc::now(),
-        }
+        })
     }
 }
 

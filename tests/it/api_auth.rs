@@ -323,6 +323,7 @@ async fn the_openapi_document_describes_every_route() {
         ),
         ("/campaign/timezones", &["get"]),
         ("/campaign/concurrency-settings", &["get", "put"]),
+        ("/telephony/callbacks", &["post"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(paths.len(), expected.len());
@@ -338,6 +339,10 @@ async fn the_openapi_document_describes_every_route() {
     }
     assert!(doc["components"]["schemas"]["Campaign"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The callback route is signed, not token-authenticated.
+    let callback = &doc["paths"]["/telephony/callbacks"]["post"];
+    assert_eq!(callback["security"], serde_json::json!([{}]));
+    assert!(callback["parameters"][0]["name"] == "X-Dialerd-Signature");
 }
 
 #[tokio::test]

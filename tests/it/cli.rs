@@ -20,6 +20,60 @@ fn stderr(out: &Output) -> String {
 }
 
 #[test]
+fn the_http_backend_needs_its_credentials_and_urls() {
+    let http = ("DIALERD_TELEPHONY__BACKEND", "http");
+    let token = ("DIALERD_TELEPHONY__HTTP__TOKEN", "t0k3n");
+    let secret = (
+        "DIALERD_TELEPHONY__HTTP__SIGNING_SECRET",
+        "0123456789abcdef",
+    );
+    for (env, key) in [
+        (vec![http], "telephony.http.token"),
+        (vec![http, token], "telephony.http.signing_secret"),
+        (
+            vec![
+                http,
+                token,
+                ("DIALERD_TELEPHONY__HTTP__SIGNING_SECRET", "short"),
+            ],
+            "telephony.http.signing_secret",
+        ),
+        (
+            vec![
+                http,
+                token,
+                secret,
+                ("DIALERD_TELEPHONY__HTTP__BASE_URL", "ftp://x"),
+            ],
+            "telephony.http.base_url",
+        ),
+        (
+            vec![
+                http,
+                token,
+                secret,
+                ("DIALERD_TELEPHONY__HTTP__MAX_CALL_SECONDS", "0"),
+            ],
+            "telephony.http.max_call_seconds",
+        ),
+    ] {
+        let out = dialerd(&["check-config"], &env);
+        assert_eq!(out.status.code(), Some(78), "{env:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{env:?}: {}", stderr(&out));
+    }
+    let out = dialerd(&["check-config"], &[http, token, secret]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains("t0k3n") && !shown.contains("0123456789abcdef"),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"), "{shown}");
+    // The simulated backend ignores the empty http credentials.
+    assert!(dialerd(&["check-config"], &[]).status.success());
+}
+
+#[test]
 fn a_bad_setting_exits_78_naming_the_key() {
     let out = dialerd(
         &["check-config"],

@@ -278,7 +278,8 @@ pub async fn start_engine(
     settings: &Settings,
     clock: impl dialerd::clock::Clock,
 ) -> dialerd::actors::Engine {
-    let deps = dialerd::app::engine_deps(settings, db.pool.clone(), std::sync::Arc::new(clock));
+    let deps =
+        dialerd::app::engine_deps(settings, db.pool.clone(), std::sync::Arc::new(clock)).unwrap();
     dialerd::actors::Engine::start(deps).await.unwrap()
 }
 

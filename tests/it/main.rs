@@ -10,5 +10,6 @@ mod engine;
 mod helpers;
 mod metrics;
 mod outage;
+mod platform;
 mod schema;
 mod systemd;

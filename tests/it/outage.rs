@@ -101,7 +101,7 @@ async fn a_database_outage_pauses_dialing_and_loses_nothing() {
     settings.database.acquire_timeout_seconds = 1;
     settings.telephony.simulated.mean_call_ms = 30;
     let pool = dialerd::db::connect(&settings.database).await.unwrap();
-    let deps = engine_deps(&settings, pool.clone(), Arc::new(SystemClock));
+    let deps = engine_deps(&settings, pool.clone(), Arc::new(SystemClock)).unwrap();
     let engine = dialerd::actors::Engine::start(deps).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = Running::start(&settings, pool.clone(), Some(engine.probe()), async {

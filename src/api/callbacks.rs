@@ -1,0 +1,81 @@
+//! `POST /telephony/callbacks`: status callbacks from the voice-agent
+//! platform (http backend). No bearer token: every request must carry a
+//! valid `X-Dialerd-Signature` over its timestamp and raw body; nothing in
+//! an unsigned request is read.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+use crate::db::calls::{settle, Settled};
+use crate::monitoring;
+use crate::telephony::callback::{verify, Callback, SIGNATURE_HEADER};
+
+#[derive(Serialize, ToSchema)]
+pub struct CallbackResult {
+    /// `closed` (a final status ended the attempt), `progress` (noted),
+    /// or `duplicate` (the attempt already had its final status; nothing changed).
+    pub result: &'static str,
+}
+
+fn count(result: &'static str) {
+    metrics::counter!(monitoring::CALLBACKS, "result" => result).increment(1);
+}
+
+/// Receive a signed call status from the voice-agent platform.
+#[utoipa::path(post, path = "/telephony/callbacks", request_body = Callback, tag = "telephony",
+    security(()),
+    params(("X-Dialerd-Signature" = String, Header,
+        description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" keyed with telephony.http.signing_secret>")),
+    responses((status = 200, body = CallbackResult), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CallbackResult>, ApiError> {
+    let Some(secret) = &state.callback_secret else {
+        return Err(ApiError::NotFound(
+            "callback route (telephony.backend is not http)",
+        ));
+    };
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) = verify(secret.as_bytes(), header, &body, Utc::now()) {
+        count("rejected");
+        tracing::warn!(error = %e, "status callback refused");
+        return Err(ApiError::Rejected {
+            status: StatusCode::UNAUTHORIZED,
+            detail: e.to_string(),
+        });
+    }
+    let callback: Callback = serde_json::from_slice(&body).map_err(|e| {
+        count("rejected");
+        ApiError::Rejected {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail: format!("bad callback body: {e}"),
+        }
+    })?;
+    let result = match settle(&state.pool, &callback, Utc::now()).await? {
+        Settled::Closed {
+            attempt_id,
+            outcome,
+        } => {
+            tracing::info!(%attempt_id, outcome = outcome.as_str(), status = callback.status.as_str(), "call settled by callback");
+            "closed"
+        }
+        Settled::Progress => "progress",
+        Settled::AlreadyFinal => "duplicate",
+        Settled::Unknown => {
+            count("unknown");
+            return Err(ApiError::NotFound("conversation"));
+        }
+    };
+    count(result);
+    Ok(Json(CallbackResult { result }))
+}
