@@ -110,6 +110,35 @@ impl Outage {
     }
 }
 
+/// LISTENs on `channel` and hands every payload to `each` until it returns
+/// false; reconnects a second after the connection drops, logging once per
+/// outage under `task`.
+pub async fn listen(
+    pool: PgPool,
+    channel: &'static str,
+    task: &'static str,
+    mut each: impl FnMut(&str) -> bool,
+) {
+    let mut outage = Outage::default();
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(channel).await {
+                Err(e) => outage.failed(task, &e),
+                Ok(()) => {
+                    outage.recovered(task);
+                    while let Ok(Some(notification)) = listener.try_recv().await {
+                        if !each(notification.payload()) {
+                            return;
+                        }
+                    }
+                }
+            },
+            Err(e) => outage.failed(task, &e),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Lines of a healthy engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use metrics::histogram;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -103,26 +102,13 @@ impl Actor for Poller {
     }
 }
 
-/// LISTENs for status changes and wakes the poller on each one; reconnects
-/// after a pause when the connection drops.
+/// LISTENs for status changes and wakes the poller on each one.
 async fn listen(pool: sqlx::PgPool, poller: ActorRef<PollerMessage>) {
-    let mut outage = Outage::default();
-    let task = "listening for campaign status changes";
-    loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(CHANNEL).await {
-                Err(e) => outage.failed(task, &e),
-                Ok(()) => {
-                    outage.recovered(task);
-                    while listener.try_recv().await.ok().flatten().is_some() {
-                        if poller.cast(PollerMessage::Poll).is_err() {
-                            return;
-                        }
-                    }
-                }
-            },
-            Err(e) => outage.failed(task, &e),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    super::listen(
+        pool,
+        CHANNEL,
+        "listening for campaign status changes",
+        |_| poller.cast(PollerMessage::Poll).is_ok(),
+    )
+    .await;
 }

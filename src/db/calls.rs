@@ -40,7 +40,7 @@ pub async fn outcome(pool: &PgPool, attempt_id: Uuid) -> Result<Option<Outcome>,
             .fetch_optional(pool)
             .await?
             .flatten();
-    Ok(outcome.and_then(|o| Outcome::ALL.into_iter().find(|x| x.as_str() == o)))
+    Ok(outcome.as_deref().and_then(Outcome::parse))
 }
 
 /// What a callback did.

@@ -129,6 +129,11 @@ impl Outcome {
         Outcome::Interrupted,
     ];
 
+    /// The outcome named `name`, as `as_str` spells it.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",

@@ -17,7 +17,6 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -328,34 +327,21 @@ impl CallBackend for Http {
 }
 
 /// LISTENs for calls settled by any instance and wakes the line waiting on
-/// each one here; reconnects after a pause when the connection drops.
+/// each one here.
 async fn listen(pool: PgPool, waiting: Waiting) {
-    let mut outage = crate::actors::Outage::default();
-    let task = "listening for settled calls";
-    loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(CALL_ENDED).await {
-                Err(e) => outage.failed(task, &e),
-                Ok(()) => {
-                    outage.recovered(task);
-                    while let Ok(Some(n)) = listener.try_recv().await {
-                        let Some((id, outcome)) = n.payload().split_once(' ') else {
-                            continue;
-                        };
-                        let outcome = Outcome::ALL.into_iter().find(|o| o.as_str() == outcome);
-                        if let (Ok(id), Some(outcome)) = (id.parse::<Uuid>(), outcome) {
-                            let waiter = waiting.lock().expect("waiting lock").remove(&id);
-                            if let Some(tx) = waiter {
-                                let _ = tx.send(outcome);
-                            }
-                        }
-                    }
-                }
-            },
-            Err(e) => outage.failed(task, &e),
+    crate::actors::listen(pool, CALL_ENDED, "listening for settled calls", |payload| {
+        let Some((id, outcome)) = payload.split_once(' ') else {
+            return true;
+        };
+        if let (Ok(id), Some(outcome)) = (id.parse::<Uuid>(), Outcome::parse(outcome)) {
+            let waiter = waiting.lock().expect("waiting lock").remove(&id);
+            if let Some(tx) = waiter {
+                let _ = tx.send(outcome);
+            }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+        true
+    })
+    .await;
 }
 
 #[cfg(test)]
