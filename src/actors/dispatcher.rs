@@ -37,6 +37,8 @@ pub struct DispatcherState {
     claiming: bool,
     /// The last claim took all it asked for: more work is likely due.
     hungry: bool,
+    /// A `Wake` is queued.
+    woken: bool,
     last_cycle: Option<Instant>,
     /// Claims whose start failed: released on the next cycle.
     stranded: Vec<Uuid>,
@@ -47,8 +49,12 @@ pub struct DispatcherState {
 }
 
 pub enum DispatcherMessage {
-    /// Timer or wake-up: claim for idle lines.
+    /// Timer: claim for idle lines unless a cycle ran within the interval.
     Tick,
+    /// Lines freed while more work is due: claim for every line idle by the
+    /// time this is handled. At most one is queued, so lines that free up
+    /// while a cycle waits on the database are claimed for together.
+    Wake,
     /// The line pool, once spawned.
     AddLines(Vec<ActorRef<LineMessage>>),
     /// A line was replaced after failing; its call, if any, was interrupted.
@@ -89,6 +95,7 @@ impl Actor for Dispatcher {
             gates: OpenGates::default(),
             claiming: true,
             hungry: false,
+            woken: false,
             last_cycle: None,
             stranded: Vec::new(),
             claim_unsure: false,
@@ -107,6 +114,12 @@ impl Actor for Dispatcher {
                 let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
                 let recent = state.last_cycle.is_some_and(|t| t.elapsed() < interval);
                 if state.hungry || !recent {
+                    cycle(&myself, state).await;
+                }
+            }
+            DispatcherMessage::Wake => {
+                state.woken = false;
+                if state.hungry {
                     cycle(&myself, state).await;
                 }
             }
@@ -153,7 +166,13 @@ fn free_line(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState, 
     state.idle.push(index);
     gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
     if state.hungry && state.claiming {
-        let _ = myself.cast(DispatcherMessage::Tick);
+        wake(myself, state);
+    }
+}
+
+fn wake(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState) {
+    if !state.woken {
+        state.woken = myself.cast(DispatcherMessage::Wake).is_ok();
     }
 }
 
@@ -284,7 +303,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         }
     }
     if state.hungry && !state.idle.is_empty() {
-        let _ = myself.cast(DispatcherMessage::Tick);
+        wake(myself, state);
     }
 }
 
