@@ -1,0 +1,487 @@
+//! Load harness: dialerd's engine in this process against a real PostgreSQL,
+//! on a database of its own (`dialerd_bench`, dropped and made anew).
+//!
+//! ```text
+//! cargo bench --bench load -- throughput [--contacts 200000] [--lines 200] [--warmup 10] [--seconds 60]
+//! cargo bench --bench load -- pause [--flips 20] [--polling-only]
+//! cargo bench --bench load -- lag [--rate 600] [--seconds 60]
+//! cargo bench --bench load -- lines [--lines 10000]
+//! cargo bench --bench load -- claim [--contacts 1000000]
+//! cargo bench --bench load -- seed [--contacts 200000]   # for benches/pgbench.sh
+//! ```
+//!
+//! `--url` (or `DATABASE_URL`) names the server; the default is the local
+//! one. Each run prints one JSON line of figures after its human summary.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dialerd::clock::SystemClock;
+use dialerd::settings::Settings;
+use serde_json::json;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+const DB: &str = "dialerd_bench";
+
+struct Args {
+    mode: String,
+    url: String,
+    contacts: u32,
+    lines: u32,
+    warmup: u64,
+    seconds: u64,
+    flips: u32,
+    polling_only: bool,
+    rate: u32,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        mode: String::new(),
+        url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        contacts: 200_000,
+        lines: 200,
+        warmup: 10,
+        seconds: 60,
+        flips: 20,
+        polling_only: false,
+        rate: 600,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bench" => {}
+            "--url" => a.url = value()?,
+            "--contacts" => a.contacts = value()?.parse()?,
+            "--lines" => a.lines = value()?.parse()?,
+            "--warmup" => a.warmup = value()?.parse()?,
+            "--seconds" => a.seconds = value()?.parse()?,
+            "--flips" => a.flips = value()?.parse()?,
+            "--polling-only" => a.polling_only = true,
+            "--rate" => a.rate = value()?.parse()?,
+            "throughput" | "pause" | "lag" | "lines" | "claim" | "seed" => a.mode = arg,
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    anyhow::ensure!(
+        !a.mode.is_empty(),
+        "say which run: throughput, pause or seed"
+    );
+    Ok(a)
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// A fresh, migrated bench database.
+async fn fresh(url: &str) -> anyhow::Result<(PgPool, String)> {
+    let mut admin = PgConnection::connect(url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {DB}"))
+        .execute(&mut admin)
+        .await?;
+    let url = with_database(url, DB);
+    let mut settings = Settings::load(None)?;
+    settings.database.url = url.clone();
+    settings.database.max_connections = 20;
+    let pool = dialerd::app::database(&settings).await?;
+    Ok((pool, url))
+}
+
+/// One organization with a campaign (around the clock) of `n` due contacts.
+async fn seed(pool: &PgPool, n: u32, limit: i32) -> anyhow::Result<Uuid> {
+    let org = dialerd::admin::create_org(pool, "bench", limit).await?;
+    let body = serde_json::from_value(json!({
+        "name": "bench",
+        "schedule": {"default_timezone": "America/New_York", "default_windows": [
+            {"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "00:00", "end": "12:00"},
+            {"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": "12:00", "end": "00:00"}]},
+        "dialing_policy": {"max_attempts": 3, "retry_delay_seconds": 60},
+        "agent": {"agent_id": "bench"}
+    }))?;
+    let config = dialerd::db::configurations::create(pool, org, &body).await?;
+    let campaign = dialerd::db::campaigns::create(
+        pool,
+        org,
+        dialerd::db::campaigns::NewCampaign {
+            name: "bench".into(),
+            configuration_id: config.id,
+            priority: 1,
+            external_id: None,
+            agent: Default::default(),
+        },
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers, next_attempt_at)
+         SELECT gen_random_uuid(), $1, $2, ARRAY['+1415' || lpad(i::text, 7, '0')],
+                now() - interval '1 minute' + i * interval '1 microsecond'
+           FROM generate_series(1, $3) AS i",
+    )
+    .bind(org)
+    .bind(campaign.id)
+    .bind(n as i32)
+    .execute(pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE contacts").execute(pool).await?;
+    Ok(campaign.id)
+}
+
+fn settings(url: &str, lines: u32) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(None)?;
+    s.database.url = url.to_owned();
+    s.dialer.lines = lines;
+    s.dialer.global_concurrency_limit = 1_000_000;
+    s.telephony.simulated.answer_rate = 1.0;
+    s.telephony.simulated.mean_call_ms = 0;
+    Ok(s)
+}
+
+#[derive(sqlx::FromRow)]
+struct Counters {
+    commits: i64,
+    wal: i64,
+    done: i64,
+}
+
+async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8 AS wal,
+                (SELECT count(*) FROM attempts WHERE outcome IS NOT NULL) AS done",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+async fn throughput(a: &Args) -> anyhow::Result<()> {
+    let (pool, url) = fresh(&a.url).await?;
+    seed(&pool, a.contacts, 10_000).await?;
+    let s = settings(&url, a.lines)?;
+    let engine_pool = dialerd::db::connect(&s.database).await?;
+    let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
+    let started = Instant::now();
+    let engine = dialerd::actors::Engine::start(deps).await?;
+    tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+    // pg_stat_database is refreshed per transaction end; a fresh snapshot each read.
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&pool)
+        .await?;
+    let before = counters(&pool).await?;
+    let window = Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&pool)
+        .await?;
+    let after = counters(&pool).await?;
+    let measured = window.elapsed().as_secs_f64();
+    let n = (after.done - before.done).max(1) as f64;
+    let rate = n / measured;
+    let commits = (after.commits - before.commits) as f64 / n;
+    let wal = (after.wal - before.wal) as f64 / n;
+    anyhow::ensure!(
+        after.done < i64::from(a.contacts),
+        "the backlog ran out inside the window: raise --contacts"
+    );
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM contacts WHERE status NOT IN ('completed', 'exhausted')",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let burn_down = started.elapsed().as_secs_f64();
+    engine.stop(Duration::from_secs(10)).await?;
+    println!(
+        "throughput: {rate:.0} contacts/s over {measured:.1} s after {} s warm-up; \
+         {commits:.4} commits and {wal:.0} WAL bytes per contact; \
+         {} contacts burned down in {burn_down:.1} s ({} lines)",
+        a.warmup, a.contacts, a.lines
+    );
+    println!(
+        "{}",
+        json!({"run": "throughput", "contacts_per_second": rate, "commits_per_contact": commits,
+               "wal_bytes_per_contact": wal, "burn_down_seconds": burn_down,
+               "contacts": a.contacts, "lines": a.lines, "window_seconds": measured})
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn pause(a: &Args) -> anyhow::Result<()> {
+    let (pool, url) = fresh(&a.url).await?;
+    if a.polling_only {
+        sqlx::query("ALTER TABLE campaigns DISABLE TRIGGER campaigns_status_notify")
+            .execute(&pool)
+            .await?;
+    }
+    // Calls of 20 ms on 50 lines: a steady stream of claims to stop.
+    let campaign = seed(&pool, 300_000, 10_000).await?;
+    let mut s = settings(&url, 50)?;
+    s.telephony.simulated.mean_call_ms = 20;
+    let engine_pool = dialerd::db::connect(&s.database).await?;
+    let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
+    let engine = dialerd::actors::Engine::start(deps).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut latencies = Vec::new();
+    for _ in 0..a.flips {
+        sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
+            .bind(campaign)
+            .execute(&pool)
+            .await?;
+        let committed: chrono::DateTime<chrono::Utc> =
+            sqlx::query_scalar("SELECT clock_timestamp()")
+                .fetch_one(&pool)
+                .await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let last: Option<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT max(created_at) FROM attempts WHERE campaign_id = $1")
+                .bind(campaign)
+                .fetch_one(&pool)
+                .await?;
+        let ms = last.map_or(0.0, |t| {
+            ((t - committed).num_microseconds().unwrap_or(0) as f64 / 1000.0).max(0.0)
+        });
+        latencies.push(ms);
+        sqlx::query("UPDATE campaigns SET status = 'active' WHERE id = $1")
+            .bind(campaign)
+            .execute(&pool)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    engine.stop(Duration::from_secs(10)).await?;
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    let how = if a.polling_only {
+        "polling only"
+    } else {
+        "NOTIFY"
+    };
+    println!(
+        "pause latency ({how}): p50 {p50:.1} ms, p99 {p99:.1} ms over {} flips",
+        a.flips
+    );
+    println!(
+        "{}",
+        json!({"run": "pause", "notify": !a.polling_only, "p50_ms": p50, "p99_ms": p99,
+               "flips": a.flips, "latencies_ms": latencies})
+    );
+    Ok(())
+}
+
+/// Dispatch lag: contacts fall due at `--rate` per second for `--seconds`;
+/// lag is the first attempt's creation minus the contact's due time.
+async fn lag(a: &Args) -> anyhow::Result<()> {
+    let (pool, url) = fresh(&a.url).await?;
+    let n = a.rate * a.seconds as u32;
+    let campaign = seed(&pool, n, 10_000).await?;
+    // Spread the due times from 5 s from now, one every 1/rate seconds.
+    sqlx::query(
+        "WITH ordered AS (SELECT id, row_number() OVER (ORDER BY next_attempt_at) AS k FROM contacts)
+         UPDATE contacts c SET next_attempt_at = now() + interval '5 seconds' + (o.k - 1) * ($1 * interval '1 microsecond')
+           FROM ordered o WHERE c.id = o.id",
+    )
+    .bind(1e6 / f64::from(a.rate))
+    .execute(&pool)
+    .await?;
+    let _ = campaign;
+    let s = settings(&url, a.lines)?;
+    let engine_pool = dialerd::db::connect(&s.database).await?;
+    let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
+    let engine = dialerd::actors::Engine::start(deps).await?;
+    tokio::time::sleep(Duration::from_secs(a.seconds + 8)).await;
+    engine.stop(Duration::from_secs(10)).await?;
+    let lags: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM a.created_at - c.next_attempt_at)::float8 * 1000
+           FROM attempts a JOIN contacts c ON c.id = a.contact_id
+          WHERE a.attempt_number = 1 ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await?;
+    anyhow::ensure!(
+        lags.len() as u32 == n,
+        "{} of {n} contacts dialed",
+        lags.len()
+    );
+    let (p50, p99, max) = (
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99),
+        lags[lags.len() - 1],
+    );
+    println!(
+        "dispatch lag at {} contacts/s over {} s: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        a.rate, a.seconds
+    );
+    println!(
+        "{}",
+        json!({"run": "lag", "rate": a.rate, "contacts": n, "p50_ms": p50, "p99_ms": p99, "max_ms": max})
+    );
+    Ok(())
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Lines: `--lines` simultaneous long calls in one engine, and resident
+/// memory per line (organizations hold at most 10,000 calls each, so the
+/// backlog is spread over enough of them).
+async fn lines(a: &Args) -> anyhow::Result<()> {
+    let (pool, url) = fresh(&a.url).await?;
+    let orgs = a.lines.div_ceil(10_000);
+    for _ in 0..orgs {
+        seed(&pool, a.lines.div_ceil(orgs) + 100, 10_000).await?;
+    }
+    let mut s = settings(&url, a.lines)?;
+    s.telephony.simulated.mean_call_ms = 3_600_000;
+    s.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Fixed;
+    let engine_pool = dialerd::db::connect(&s.database).await?;
+    let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
+    let baseline = rss_bytes();
+    let started = Instant::now();
+    let engine = dialerd::actors::Engine::start(deps).await?;
+    let mut held = 0;
+    while started.elapsed() < Duration::from_secs(300) {
+        held = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM contacts WHERE status = 'in_progress'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if held >= i64::from(a.lines) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ramp = started.elapsed().as_secs_f64();
+    let probe = engine.probe().check(Duration::from_secs(30)).await;
+    let rss = rss_bytes();
+    let per_line = (rss.saturating_sub(baseline)) as f64 / f64::from(a.lines);
+    engine.stop(Duration::ZERO).await?;
+    println!(
+        "lines: {held} simultaneous calls held by {} lines after {ramp:.1} s (engine answers: {}); \
+         resident memory {:.0} MiB ({:.0} MiB before the engine), {per_line:.0} bytes per line",
+        a.lines,
+        probe.is_some(),
+        rss as f64 / 1048576.0,
+        baseline as f64 / 1048576.0
+    );
+    println!(
+        "{}",
+        json!({"run": "lines", "lines": a.lines, "held": held, "ramp_seconds": ramp,
+               "rss_bytes": rss, "baseline_rss_bytes": baseline, "bytes_per_line": per_line})
+    );
+    Ok(())
+}
+
+/// Claim cost: the engine's claim of 50 contacts, timed, with `--contacts`
+/// in the table of which 100,000 are due and the rest final.
+async fn claim(a: &Args) -> anyhow::Result<()> {
+    let (pool, _) = fresh(&a.url).await?;
+    let campaign = seed(&pool, 100_000, 10_000).await?;
+    let finals = a.contacts.saturating_sub(100_000);
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers, status, attempt_count,
+                               last_outcome, next_attempt_at)
+         SELECT gen_random_uuid(), k.organization_id, k.id, ARRAY['+1212' || lpad(i::text, 7, '0')],
+                'completed', 1, 'completed', now() - interval '1 day'
+           FROM campaigns k, generate_series(1, $2) AS i WHERE k.id = $1",
+    )
+    .bind(campaign)
+    .bind(finals as i32)
+    .execute(&pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE contacts")
+        .execute(&pool)
+        .await?;
+    let mut gates = dialerd::db::dialer::OpenGates::default();
+    gates.add(
+        campaign,
+        &[dialerd::domain::plan::Gate {
+            zone: String::new(),
+            first_scheduled: false,
+        }],
+    );
+    let owner = Uuid::now_v7();
+    dialerd::db::instances::register(&pool, owner, 600.0).await?;
+    let mut times = Vec::new();
+    for round in 0..220 {
+        let began = Instant::now();
+        let claimed =
+            dialerd::db::dialer::claim(&pool, owner, chrono::Utc::now(), &gates, 50, 1_000_000)
+                .await?;
+        let took = began.elapsed().as_secs_f64() * 1000.0;
+        anyhow::ensure!(claimed.len() == 50, "claimed {}", claimed.len());
+        let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+        // Finish them as the engine would, so the table keeps its shape.
+        sqlx::query(
+            "UPDATE contacts SET status = 'completed', owner_instance = NULL, claimed_at = NULL,
+                    attempt_count = 1 WHERE id = ANY($1)",
+        )
+        .bind(&ids)
+        .execute(&pool)
+        .await?;
+        if round >= 20 {
+            times.push(took);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    println!(
+        "claim of 50 with {} contacts in the table ({finals} final): p50 {p50:.2} ms, p99 {p99:.2} ms over {} claims",
+        a.contacts,
+        times.len()
+    );
+    println!(
+        "{}",
+        json!({"run": "claim", "contacts": a.contacts, "final": finals, "p50_ms": p50, "p99_ms": p99})
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let a = args()?;
+    match a.mode.as_str() {
+        "throughput" => throughput(&a).await,
+        "pause" => pause(&a).await,
+        "lag" => lag(&a).await,
+        "lines" => lines(&a).await,
+        "claim" => claim(&a).await,
+        _ => {
+            let (pool, _) = fresh(&a.url).await?;
+            let campaign = seed(&pool, a.contacts, 10_000).await?;
+            let org: Uuid =
+                sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+                    .bind(campaign)
+                    .fetch_one(&pool)
+                    .await?;
+            println!(
+                "{}",
+                json!({"run": "seed", "database": DB, "organization_id": org,
+                                  "campaign_id": campaign, "contacts": a.contacts})
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# dialerd against graphile_worker's own perf_test bench (a 200,000 job
+# drain), alternating A B A B on the same PostgreSQL, PAIRS times (3).
+# graphile_worker is fetched from the crates.io registry at run time into
+# target/peer (its code is not part of this repository) and built with the
+# machine's toolchain.
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/peer.sh
+# For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+pairs=${PAIRS:-3}
+version=${PEER_VERSION:-0.14.1}
+work="$PWD/target/peer"
+
+if [ ! -d "$work/graphile_worker-$version" ]; then
+  mkdir -p "$work/fetch/src"
+  cat > "$work/fetch/Cargo.toml" <<TOML
+[package]
+name = "fetch-peer"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+graphile_worker = "=$version"
+TOML
+  echo "fn main() {}" > "$work/fetch/src/main.rs"
+  (cd "$work/fetch" && cargo fetch -q)
+  src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name "graphile_worker-$version" | head -n1)
+  cp -r "$src" "$work/graphile_worker-$version"
+  # The crate pins a toolchain this machine cannot fetch; use the installed one.
+  rm -f "$work/graphile_worker-$version/rust-toolchain.toml"
+fi
+peer="$work/graphile_worker-$version"
+(cd "$peer" && cargo bench -q --bench perf_test --no-run)
+cargo bench -q --bench load --no-run
+
+peer_run() {
+  # The bench's first 200,000-job drain (criterion's warm-up iteration) is
+  # one complete, timed drain; stop the bench there rather than sit through
+  # its samples, so nothing of it runs during dialerd's turn.
+  local log
+  log=$(mktemp)
+  (cd "$peer" && DATABASE_URL="$url" cargo bench -q --bench perf_test >"$log" 2>&1) &
+  local pid=$!
+  until grep -q 'jobs/sec' "$log"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "perf_test ended without a figure:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+  pkill -f 'deps/perf_test-' || true
+  wait "$pid" || true
+  grep -m1 -o '([0-9]* jobs/sec)' "$log" | tr -dc '0-9'
+  rm -f "$log"
+  # Drop the bench database the stopped bench left behind.
+  psql -Atq "$url" -c "SELECT datname FROM pg_database WHERE datname LIKE '__bench_graphile_worker_%'" |
+    while read -r db; do psql -q "$url" -c "DROP DATABASE \"$db\" WITH (FORCE)"; done
+}
+
+dialerd_run() {
+  cargo bench -q --bench load -- throughput --url "$url" | tail -n1 |
+    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
+}
+
+for i in $(seq 1 "$pairs"); do
+  a=$(dialerd_run)
+  b=$(peer_run)
+  python3 -c "import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f'pair {sys.argv[1]}: dialerd {a:.0f} contacts/s, graphile_worker {b:.0f} jobs/s, ratio {a / b:.2f}')" "$i" "$a" "$b"
+done

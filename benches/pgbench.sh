@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The raw SQL ceiling: pgbench claiming 50 due contacts per round trip on
+# dialerd's own schema (benches/sql/claim50.sql), against a backlog seeded by
+# the load harness. Prints contacts per second (pgbench's tps x 50).
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/pgbench.sh
+# CONTACTS (600000), CLIENTS (4), DURATION (20 s) tune it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+contacts=${CONTACTS:-600000}
+clients=${CLIENTS:-4}
+seconds=${DURATION:-20}
+seeded=$(cargo bench -q --bench load -- seed --contacts "$contacts" --url "$url" | tail -n1)
+org=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["organization_id"])' "$seeded")
+bench_url="${url%/*}/dialerd_bench"
+out=$(pgbench -n -f benches/sql/claim50.sql -D "org='$org'" -c "$clients" -j 2 -T "$seconds" "$bench_url")
+echo "$out" | grep -E "number of transactions actually processed|tps"
+tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+left=$(psql -Atq "$bench_url" -c "SELECT count(*) FROM contacts WHERE status = 'pending'")
+[ "$left" -gt 0 ] || { echo "the backlog ran out: raise CONTACTS" >&2; exit 1; }
+python3 -c "import json,sys; print(json.dumps({'run': 'pgbench', 'contacts_per_second': float(sys.argv[1]) * 50, 'clients': int(sys.argv[2]), 'seconds': int(sys.argv[3])}))" "$tps" "$clients" "$seconds"
