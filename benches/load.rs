@@ -2,7 +2,7 @@
 //! on a database of its own (`dialerd_bench`, dropped and made anew).
 //!
 //! ```text
-//! cargo bench --bench load -- throughput [--contacts 200000] [--lines 200] [--warmup 10] [--seconds 60]
+//! cargo bench --bench load -- throughput [--contacts 400000] [--lines 200] [--warmup 10] [--seconds 60]
 //! cargo bench --bench load -- pause [--flips 20] [--polling-only]
 //! cargo bench --bench load -- lag [--rate 600] [--seconds 60]
 //! cargo bench --bench load -- lines [--lines 10000]
@@ -28,7 +28,8 @@ const DB: &str = "dialerd_bench";
 struct Args {
     mode: String,
     url: String,
-    contacts: u32,
+    /// `--contacts`; each run has its own default.
+    contacts: Option<u32>,
     lines: u32,
     warmup: u64,
     seconds: u64,
@@ -42,7 +43,7 @@ fn args() -> anyhow::Result<Args> {
         mode: String::new(),
         url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        contacts: 200_000,
+        contacts: None,
         lines: 200,
         warmup: 10,
         seconds: 60,
@@ -56,7 +57,7 @@ fn args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--bench" => {}
             "--url" => a.url = value()?,
-            "--contacts" => a.contacts = value()?.parse()?,
+            "--contacts" => a.contacts = Some(value()?.parse()?),
             "--lines" => a.lines = value()?.parse()?,
             "--warmup" => a.warmup = value()?.parse()?,
             "--seconds" => a.seconds = value()?.parse()?,
@@ -163,8 +164,9 @@ async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
 }
 
 async fn throughput(a: &Args) -> anyhow::Result<()> {
+    let contacts = a.contacts.unwrap_or(400_000);
     let (pool, url) = fresh(&a.url).await?;
-    seed(&pool, a.contacts, 10_000).await?;
+    seed(&pool, contacts, 10_000).await?;
     let s = settings(&url, a.lines)?;
     let engine_pool = dialerd::db::connect(&s.database).await?;
     let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
@@ -188,7 +190,7 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
     let commits = (after.commits - before.commits) as f64 / n;
     let wal = (after.wal - before.wal) as f64 / n;
     anyhow::ensure!(
-        after.done < i64::from(a.contacts),
+        after.done < i64::from(contacts),
         "the backlog ran out inside the window: raise --contacts"
     );
     loop {
@@ -208,13 +210,13 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         "throughput: {rate:.0} contacts/s over {measured:.1} s after {} s warm-up; \
          {commits:.4} commits and {wal:.0} WAL bytes per contact; \
          {} contacts burned down in {burn_down:.1} s ({} lines)",
-        a.warmup, a.contacts, a.lines
+        a.warmup, contacts, a.lines
     );
     println!(
         "{}",
         json!({"run": "throughput", "contacts_per_second": rate, "commits_per_contact": commits,
                "wal_bytes_per_contact": wal, "burn_down_seconds": burn_down,
-               "contacts": a.contacts, "lines": a.lines, "window_seconds": measured})
+               "contacts": contacts, "lines": a.lines, "window_seconds": measured})
     );
     Ok(())
 }
@@ -377,7 +379,13 @@ async fn lines(a: &Args) -> anyhow::Result<()> {
     let probe = engine.probe().check(Duration::from_secs(30)).await;
     let rss = rss_bytes();
     let per_line = (rss.saturating_sub(baseline)) as f64 / f64::from(a.lines);
-    engine.stop(Duration::ZERO).await?;
+    let stopping = Instant::now();
+    let stopped = engine.stop(Duration::ZERO).await;
+    println!(
+        "stop with {held} calls in flight: {:?} after {:.1} s",
+        stopped.map(|r| r.released),
+        stopping.elapsed().as_secs_f64()
+    );
     println!(
         "lines: {held} simultaneous calls held by {} lines after {ramp:.1} s (engine answers: {}); \
          resident memory {:.0} MiB ({:.0} MiB before the engine), {per_line:.0} bytes per line",
@@ -397,9 +405,13 @@ async fn lines(a: &Args) -> anyhow::Result<()> {
 /// Claim cost: the engine's claim of 50 contacts, timed, with `--contacts`
 /// in the table of which 100,000 are due and the rest final.
 async fn claim(a: &Args) -> anyhow::Result<()> {
-    let (pool, _) = fresh(&a.url).await?;
+    let (pool, url) = fresh(&a.url).await?;
+    // Bulk work on a plain connection: the pool's 60 s statement_timeout
+    // would stop a 10-million-row insert.
+    let mut bulk = PgConnection::connect(&url).await?;
+    let contacts = a.contacts.unwrap_or(1_000_000);
     let campaign = seed(&pool, 100_000, 10_000).await?;
-    let finals = a.contacts.saturating_sub(100_000);
+    let finals = contacts.saturating_sub(100_000);
     sqlx::query(
         "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers, status, attempt_count,
                                last_outcome, next_attempt_at)
@@ -409,10 +421,10 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     )
     .bind(campaign)
     .bind(finals as i32)
-    .execute(&pool)
+    .execute(&mut bulk)
     .await?;
     sqlx::query("VACUUM ANALYZE contacts")
-        .execute(&pool)
+        .execute(&mut bulk)
         .await?;
     let mut gates = dialerd::db::dialer::OpenGates::default();
     gates.add(
@@ -449,12 +461,12 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
     println!(
         "claim of 50 with {} contacts in the table ({finals} final): p50 {p50:.2} ms, p99 {p99:.2} ms over {} claims",
-        a.contacts,
+        contacts,
         times.len()
     );
     println!(
         "{}",
-        json!({"run": "claim", "contacts": a.contacts, "final": finals, "p50_ms": p50, "p99_ms": p99})
+        json!({"run": "claim", "contacts": contacts, "final": finals, "p50_ms": p50, "p99_ms": p99})
     );
     Ok(())
 }
@@ -470,7 +482,8 @@ async fn main() -> anyhow::Result<()> {
         "claim" => claim(&a).await,
         _ => {
             let (pool, _) = fresh(&a.url).await?;
-            let campaign = seed(&pool, a.contacts, 10_000).await?;
+            let contacts = a.contacts.unwrap_or(200_000);
+            let campaign = seed(&pool, contacts, 10_000).await?;
             let org: Uuid =
                 sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
                     .bind(campaign)
@@ -479,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{}",
                 json!({"run": "seed", "database": DB, "organization_id": org,
-                                  "campaign_id": campaign, "contacts": a.contacts})
+                                  "campaign_id": campaign, "contacts": contacts})
             );
             Ok(())
         }

@@ -40,7 +40,7 @@ peer_run() {
   # its samples, so nothing of it runs during dialerd's turn.
   local log
   log=$(mktemp)
-  (cd "$peer" && DATABASE_URL="$url" cargo bench -q --bench perf_test >"$log" 2>&1) &
+  (cd "$peer" && DATABASE_URL="$url" exec cargo bench -q --bench perf_test) >"$log" 2>&1 &
   local pid=$!
   until grep -q 'jobs/sec' "$log"; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -50,7 +50,9 @@ peer_run() {
     fi
     sleep 0.5
   done
-  pkill -f 'deps/perf_test-' || true
+  # SIGKILL: the bench catches SIGTERM to shut its worker down gracefully
+  # and would go on with its next sample.
+  pkill -KILL -f 'deps/perf_test-' || true
   wait "$pid" || true
   grep -m1 -o '([0-9]* jobs/sec)' "$log" | tr -dc '0-9'
   rm -f "$log"
