@@ -9,7 +9,7 @@ use super::dialer::record;
 use super::recovery::{claims, decide};
 use super::DbError;
 use crate::domain::status::Outcome;
-use crate::telephony::callback::Callback;
+use crate::telephony::callback::{CallStatus, Callback};
 use crate::telephony::CallReport;
 
 /// The channel on which a settled call is announced: `<attempt id> <outcome>`.
@@ -97,7 +97,11 @@ pub async fn settle(
         )
         .bind(found.id)
         .bind(&callback.conversation_id)
-        .bind(callback.answered_at)
+        .bind(
+            callback
+                .answered_at
+                .or((callback.status == CallStatus::InProgress).then_some(callback.occurred_at)),
+        )
         .execute(pool)
         .await?;
         return Ok(Settled::Progress);

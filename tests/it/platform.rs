@@ -333,6 +333,23 @@ async fn a_call_request_carries_the_call_and_callbacks_settle_it() {
     .await;
     assert_eq!(dialer.busy().await, 1);
 
+    // Ringing notes nothing; in progress without answered_at is answered then.
+    for (status, answered) in [("ringing", false), ("in_progress", true)] {
+        let body = json!({"conversation_id": "conv-0", "status": status, "occurred_at": chrono::Utc::now()})
+            .to_string();
+        let signature = sign(
+            SECRET.as_bytes(),
+            chrono::Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        let (code, answer) = callback_with(&dialer, &body, Some(signature)).await;
+        assert_eq!((code, answer["result"].as_str()), (200, Some("progress")));
+        assert_eq!(
+            attempt_row(&db, "conv-0").await,
+            (None, None, answered),
+            "{status}"
+        );
+    }
     assert_eq!(
         callback(&dialer, "conv-0", "ringing").await.1["result"],
         "progress"
