@@ -341,8 +341,11 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
                 next_number_index = r.next_number_index, retired_numbers = r.retired::int[],
                 last_outcome = r.outcome::attempt_outcome, owner_instance = NULL, claimed_at = NULL,
                 updated_at = now()
-           FROM r JOIN closed ON closed.id = r.attempt_id
-          WHERE c.id = r.contact_id AND c.status = 'in_progress' AND c.owner_instance = r.owner",
+           FROM r
+          -- A hashed IN, not a join: the planner cannot size the unnest, and a
+          -- nested loop over a large batch (a drain of 10,000 calls) is quadratic.
+          WHERE r.attempt_id IN (SELECT id FROM closed)
+            AND c.id = r.contact_id AND c.status = 'in_progress' AND c.owner_instance = r.owner",
     )
     .bind(results.iter().map(|r| r.attempt_id).collect::<Vec<_>>())
     .bind(results.iter().map(|r| r.contact_id).collect::<Vec<_>>())
