@@ -35,7 +35,8 @@ pub struct DispatcherState {
     plans: HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
     gates: OpenGates,
     claiming: bool,
-    /// The last claim took all it asked for: more work is likely due.
+    /// The last claim found work: more is likely due, so freed lines claim
+    /// at once instead of waiting for the timer.
     hungry: bool,
     /// A `Wake` is queued.
     woken: bool,
@@ -259,7 +260,11 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         }
     };
     histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
-    state.hungry = claimed.len() as u32 == want;
+    // Work was found: more is likely due, and when a limit capped this claim
+    // each call that ends frees a slot for it.
+    state.hungry = !claimed.is_empty();
+    // A claim that got all it asked for may have left due work behind.
+    let full = claimed.len() as u32 == want;
     if claimed.is_empty() {
         state.outage.recovered("claiming");
         return;
@@ -302,7 +307,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
             state.stranded.extend(release);
         }
     }
-    if state.hungry && !state.idle.is_empty() {
+    if full && !state.idle.is_empty() {
         wake(myself, state);
     }
 }
