@@ -266,6 +266,20 @@ async fn callback_with(dialer: &Dialer, body: &str, signature: Option<String>) -
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The signature a platform would send with `body` now.
+fn signed_now(body: &str) -> String {
+    sign(
+        SECRET.as_bytes(),
+        chrono::Utc::now().timestamp(),
+        body.as_bytes(),
+    )
+}
+
+/// POSTs `body` to `dialer`'s callback route, signed now with the shared secret.
+async fn signed_callback(dialer: &Dialer, body: &str) -> (u16, Value) {
+    callback_with(dialer, body, Some(signed_now(body))).await
+}
+
 async fn callback(dialer: &Dialer, conversation: &str, status: &str) -> (u16, Value) {
     let body = json!({
         "conversation_id": conversation, "status": status,
@@ -273,12 +287,7 @@ async fn callback(dialer: &Dialer, conversation: &str, status: &str) -> (u16, Va
         "detail": "callee said yes"
     })
     .to_string();
-    let signature = sign(
-        SECRET.as_bytes(),
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
-    callback_with(dialer, &body, Some(signature)).await
+    signed_callback(dialer, &body).await
 }
 
 async fn attempt_row(db: &TestDb, conversation: &str) -> (Option<String>, Option<String>, bool) {
@@ -337,12 +346,7 @@ async fn a_call_request_carries_the_call_and_callbacks_settle_it() {
     for (status, answered) in [("ringing", false), ("in_progress", true)] {
         let body = json!({"conversation_id": "conv-0", "status": status, "occurred_at": chrono::Utc::now()})
             .to_string();
-        let signature = sign(
-            SECRET.as_bytes(),
-            chrono::Utc::now().timestamp(),
-            body.as_bytes(),
-        );
-        let (code, answer) = callback_with(&dialer, &body, Some(signature)).await;
+        let (code, answer) = signed_callback(&dialer, &body).await;
         assert_eq!((code, answer["result"].as_str()), (200, Some("progress")));
         assert_eq!(
             attempt_row(&db, "conv-0").await,
@@ -681,12 +685,7 @@ async fn a_callback_that_overtakes_the_call_answer_still_settles_the_call() {
         "occurred_at": chrono::Utc::now()
     })
     .to_string();
-    let signature = sign(
-        SECRET.as_bytes(),
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
-    let (status, answer) = callback_with(&dialer, &body, Some(signature)).await;
+    let (status, answer) = signed_callback(&dialer, &body).await;
     assert_eq!((status, answer["result"].as_str()), (200, Some("closed")));
     eventually(5, "the line freed", || async { dialer.busy().await == 0 }).await;
     dialer.stop().await;
@@ -704,14 +703,9 @@ async fn the_callback_route_is_off_with_the_simulated_backend() {
     let body =
         json!({"conversation_id": "c", "status": "completed", "occurred_at": chrono::Utc::now()})
             .to_string();
-    let signature = sign(
-        SECRET.as_bytes(),
-        chrono::Utc::now().timestamp(),
-        body.as_bytes(),
-    );
     let response = reqwest::Client::new()
         .post(format!("{}/telephony/callbacks", app.base))
-        .header("X-Dialerd-Signature", signature)
+        .header("X-Dialerd-Signature", signed_now(&body))
         .header("content-type", "application/json")
         .body(body)
         .send()
