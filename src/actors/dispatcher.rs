@@ -1,7 +1,7 @@
 //! The dispatcher: whenever lines are idle it claims due contacts (every
 //! gate checked in the claim), resolves each call's number and agent from
-//! its campaign's plan, writes the attempts, and hands one call to each idle
-//! line. Supervised by the supervisor; if it dies the engine stops (it holds
+//! its campaign's plan, writes the attempts in the claim's transaction, and
+//! hands one call to each idle line. Supervised by the supervisor; if it dies the engine stops (it holds
 //! which line has which call) and lease recovery closes those calls.
 
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::{Deps, Outage};
-use crate::db::dialer::{self, Claimed, OpenGates, Start};
+use crate::db::dialer::{self, Claimed, NewAttempt, OpenGates};
 use crate::db::recovery::{recover, Interruption};
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
@@ -31,7 +31,7 @@ pub struct DispatcherState {
     lines: Vec<ActorRef<LineMessage>>,
     /// Idle line indexes; a line is idle exactly when it has no entry in `busy`.
     idle: Vec<usize>,
-    busy: HashMap<usize, Call>,
+    busy: HashMap<usize, Arc<Call>>,
     plans: HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
     gates: OpenGates,
     claiming: bool,
@@ -41,11 +41,9 @@ pub struct DispatcherState {
     /// A `Wake` is queued.
     woken: bool,
     last_cycle: Option<Instant>,
-    /// Claims whose start failed: released on the next cycle.
+    /// Contacts whose claim may have committed with no call placed (the
+    /// commit's answer was lost): recovered on the next cycle.
     stranded: Vec<Uuid>,
-    /// A claim failed without an answer: it may have committed, leaving
-    /// contacts locked that no one knows of; release them before claiming.
-    claim_unsure: bool,
     outage: Outage,
 }
 
@@ -99,7 +97,6 @@ impl Actor for Dispatcher {
             woken: false,
             last_cycle: None,
             stranded: Vec::new(),
-            claim_unsure: false,
             outage: Outage::default(),
         })
     }
@@ -186,7 +183,7 @@ fn rebuild_gates(state: &mut DispatcherState) {
 }
 
 /// Records a call whose line died as `interrupted`, decided by its policy.
-fn interrupted(state: &DispatcherState, call: Call) -> Result<(), ActorProcessingErr> {
+fn interrupted(state: &DispatcherState, call: Arc<Call>) -> Result<(), ActorProcessingErr> {
     let now = state.deps.clock.now();
     let report = CallReport {
         outcome: Outcome::Interrupted,
@@ -224,88 +221,54 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
             return failing(state, &e);
         }
     }
-    if state.claim_unsure {
-        // The dispatcher alone claims for this instance, one cycle at a time:
-        // between cycles no contact is `locked` by it on purpose.
-        match dialer::release_all_locked(&state.deps.pool, state.deps.instance).await {
-            Ok(released) => {
-                state.claim_unsure = false;
-                if released > 0 {
-                    tracing::warn!(released, "released claims whose claim answer was lost");
-                }
-            }
-            Err(e) => return failing(state, &e),
-        }
-    }
     let want = state.idle.len() as u32;
     if want == 0 {
         return;
     }
     let deps = &state.deps;
     let began = Instant::now();
-    let claimed = match dialer::claim(
+    let now = deps.clock.now();
+    let plans = &state.plans;
+    let lag = histogram!(monitoring::DISPATCH_LAG);
+    let calls = match dialer::claim(
         &deps.pool,
         deps.instance,
-        deps.clock.now(),
+        now,
         &state.gates,
         want,
         deps.settings.global_concurrency_limit,
+        |c| {
+            lag.record(
+                ((now - c.next_attempt_at)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX) as f64
+                    / 1e6)
+                    .max(0.0),
+            );
+            call_for(plans, c)
+        },
     )
     .await
     {
-        Ok(c) => c,
-        Err(e) => {
-            state.claim_unsure = true;
-            return failing(state, &e);
+        Ok(calls) => calls,
+        Err(failed) => {
+            state.stranded.extend(failed.maybe_committed);
+            return failing(state, &failed.error);
         }
     };
     histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
+    state.outage.recovered("claiming");
     // Work was found: more is likely due, and when a limit capped this claim
     // each call that ends frees a slot for it.
-    state.hungry = !claimed.is_empty();
+    state.hungry = !calls.is_empty();
     // A claim that got all it asked for may have left due work behind.
-    let full = claimed.len() as u32 == want;
-    if claimed.is_empty() {
-        state.outage.recovered("claiming");
+    let full = calls.len() as u32 == want;
+    if calls.is_empty() {
         return;
     }
-    histogram!(monitoring::CLAIM_BATCH).record(claimed.len() as f64);
-    let now = deps.clock.now();
-    let lag = histogram!(monitoring::DISPATCH_LAG);
-    for c in &claimed {
-        lag.record(
-            ((now - c.next_attempt_at)
-                .num_microseconds()
-                .unwrap_or(i64::MAX) as f64
-                / 1e6)
-                .max(0.0),
-        );
-    }
-    let (calls, unusable) = prepare(state, claimed);
-    let starts: Vec<Start> = calls.iter().map(start_of).collect();
-    let started = match dialer::start_attempts(&deps.pool, deps.instance, &starts).await {
-        Ok(s) => s,
-        Err(e) => {
-            state
-                .stranded
-                .extend(calls.iter().map(|c| c.request.contact_id).chain(unusable));
-            return failing(state, &e);
-        }
-    };
-    state.outage.recovered("claiming");
-    let mut release = unusable;
+    histogram!(monitoring::CLAIM_BATCH).record(calls.len() as f64);
     for call in calls {
-        if started.contains(&call.request.contact_id) {
-            dial(state, call);
-        } else {
-            release.push(call.request.contact_id);
-        }
-    }
-    if !release.is_empty() {
-        if let Err(e) = dialer::release(&state.deps.pool, state.deps.instance, &release).await {
-            tracing::warn!(error = %e, "cannot release claims; will retry");
-            state.stranded.extend(release);
-        }
+        dial(state, call);
     }
     if full && !state.idle.is_empty() {
         wake(myself, state);
@@ -317,62 +280,47 @@ fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
     state.outage.failed("claiming", error);
 }
 
-/// Builds the calls for claimed contacts; contacts that cannot be called
-/// (their campaign's plan is gone, or no usable number) are returned apart.
-fn prepare(state: &DispatcherState, claimed: Vec<Claimed>) -> (Vec<Call>, Vec<Uuid>) {
-    let mut calls = Vec::with_capacity(claimed.len());
-    let mut unusable = Vec::new();
-    for c in claimed {
-        let plan = match c.campaign_id {
-            None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
-            Some(id) => match state.plans.get(&id) {
-                Some((plan, _)) => plan.clone(),
-                None => {
-                    unusable.push(c.id);
-                    continue;
-                }
-            },
-        };
-        let retired: Vec<usize> = c
-            .retired_numbers
-            .iter()
-            .map(|&i| i.max(0) as usize)
-            .collect();
-        let count = c.phone_numbers.len();
-        let start = (c.next_number_index.max(0) as usize) % count.max(1);
-        let Some(index) = (0..count)
-            .map(|k| (start + k) % count)
-            .find(|i| !retired.contains(i))
-        else {
-            unusable.push(c.id);
-            continue;
-        };
-        calls.push(Call {
-            request: CallRequest {
-                attempt_id: Uuid::now_v7(),
-                contact_id: c.id,
-                campaign_id: c.campaign_id,
-                number: E164::from_stored(c.phone_numbers[index].clone()),
-                agent: c.agent.or(&plan.agent),
-                data: c.data.0,
-            },
-            plan,
-            attempt_count: c.attempt_count.max(0) as u32 + 1,
-            number_index: index,
-            number_count: count,
-            retired,
-        });
-    }
-    (calls, unusable)
-}
-
-fn start_of(call: &Call) -> Start {
-    Start {
+/// The call for a claimed contact and its attempt; `None` when it cannot be
+/// called (its campaign's plan is gone, or no number is usable).
+fn call_for(
+    plans: &HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
+    c: Claimed,
+) -> Option<(Call, NewAttempt)> {
+    let plan = match c.campaign_id {
+        None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
+        Some(id) => plans.get(&id)?.0.clone(),
+    };
+    let retired: Vec<usize> = c
+        .retired_numbers
+        .iter()
+        .map(|&i| i.max(0) as usize)
+        .collect();
+    let count = c.phone_numbers.len();
+    let start = (c.next_number_index.max(0) as usize) % count.max(1);
+    let index = (0..count)
+        .map(|k| (start + k) % count)
+        .find(|i| !retired.contains(i))?;
+    let call = Call {
+        request: CallRequest {
+            attempt_id: Uuid::now_v7(),
+            contact_id: c.id,
+            campaign_id: c.campaign_id,
+            number: E164::from_stored(c.phone_numbers[index].clone()),
+            agent: c.agent.or(&plan.agent),
+            data: c.data.0,
+        },
+        plan,
+        attempt_count: c.attempt_count.max(1) as u32,
+        number_index: index,
+        number_count: count,
+        retired,
+    };
+    let attempt = NewAttempt {
         attempt_id: call.request.attempt_id,
-        contact_id: call.request.contact_id,
         phone_number: call.request.number.as_str().to_owned(),
         agent: call.request.agent.clone(),
-    }
+    };
+    Some((call, attempt))
 }
 
 fn dial(state: &mut DispatcherState, call: Call) {
@@ -380,10 +328,11 @@ fn dial(state: &mut DispatcherState, call: Call) {
         tracing::error!("a call was started with no idle line; it will be recovered");
         return;
     };
+    let call = Arc::new(call);
     state.busy.insert(index, call.clone());
     counter!(monitoring::CALLS_PLACED).increment(1);
     gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
-    if let Err(e) = state.lines[index].cast(LineMessage::Dial(Box::new(call))) {
+    if let Err(e) = state.lines[index].cast(LineMessage::Dial(call)) {
         tracing::error!(line = index, error = %e, "cannot hand a call to its line");
     }
 }

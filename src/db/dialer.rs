@@ -42,6 +42,7 @@ pub struct Claimed {
     pub phone_numbers: Vec<String>,
     pub retired_numbers: Vec<i32>,
     pub next_number_index: i32,
+    /// Attempts made, the one being claimed for included.
     pub attempt_count: i32,
     /// When the contact became due, for dispatch lag.
     pub next_attempt_at: DateTime<Utc>,
@@ -57,17 +58,51 @@ struct OrgRoom {
     active: i64,
 }
 
+/// The attempt to write for a claimed contact: the call about to be placed.
+#[derive(Debug, Clone)]
+pub struct NewAttempt {
+    pub attempt_id: Uuid,
+    pub phone_number: String,
+    pub agent: AgentFields,
+}
+
+/// A claim that failed. Nothing of it took effect, except when the commit
+/// itself lost its answer: then the claims of `maybe_committed` (contacts
+/// whose attempts were written) may stand, with no call placed for them.
+#[derive(Debug)]
+pub struct ClaimFailed {
+    pub error: DbError,
+    pub maybe_committed: Vec<Uuid>,
+}
+
+impl From<sqlx::Error> for ClaimFailed {
+    fn from(e: sqlx::Error) -> Self {
+        ClaimFailed {
+            error: e.into(),
+            maybe_committed: Vec::new(),
+        }
+    }
+}
+
 /// Claims up to `want` due contacts for `owner`, within every organization's
 /// limit and the `global_limit` of all instances together, shared by SPEC 4's
 /// rule. Only contacts that pass every gate at `now` are taken.
-pub async fn claim(
+///
+/// One transaction: the claimed contacts go straight to `in_progress` with
+/// their attempt count raised, `prepare` turns each into the caller's call
+/// and the attempt to write (or `None`: the contact cannot be called and is
+/// handed back untouched), and the attempts are written before the commit.
+/// A committed claim therefore always has its open attempt, and the
+/// `Claimed::attempt_count` seen by `prepare` includes the new attempt.
+pub async fn claim<T>(
     pool: &PgPool,
     owner: Uuid,
     now: DateTime<Utc>,
     gates: &OpenGates,
     want: u32,
     global_limit: u32,
-) -> Result<Vec<Claimed>, DbError> {
+    mut prepare: impl FnMut(Claimed) -> Option<(T, NewAttempt)>,
+) -> Result<Vec<T>, ClaimFailed> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CLAIM_LOCK)
@@ -130,8 +165,117 @@ pub async fn claim(
         })
         .collect();
     fill(&mut tx, owner, now, gates, free, &mut hungry, &mut claimed).await?;
-    tx.commit().await?;
-    Ok(claimed)
+
+    let mut calls = Vec::with_capacity(claimed.len());
+    let mut attempts = Attempts::default();
+    let mut unusable = Vec::new();
+    for c in claimed {
+        let (id, org, campaign, number) = (c.id, c.organization_id, c.campaign_id, c.attempt_count);
+        match prepare(c) {
+            Some((call, a)) => {
+                calls.push(call);
+                attempts.push(id, org, campaign, number, a);
+            }
+            None => unusable.push(id),
+        }
+    }
+    if !unusable.is_empty() {
+        sqlx::query(
+            "UPDATE contacts SET status = 'pending', attempt_count = attempt_count - 1,
+                    owner_instance = NULL, claimed_at = NULL, updated_at = now()
+              WHERE id = ANY($1) AND status = 'in_progress' AND owner_instance = $2",
+        )
+        .bind(&unusable)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !attempts.ids.is_empty() {
+        attempts.insert(&mut tx, owner).await?;
+    }
+    if let Err(e) = tx.commit().await {
+        return Err(ClaimFailed {
+            error: e.into(),
+            maybe_committed: attempts.contacts,
+        });
+    }
+    Ok(calls)
+}
+
+/// The attempts of one claim, column by column.
+#[derive(Default)]
+struct Attempts {
+    ids: Vec<Uuid>,
+    contacts: Vec<Uuid>,
+    organizations: Vec<Uuid>,
+    campaigns: Vec<Option<Uuid>>,
+    numbers: Vec<i32>,
+    phones: Vec<String>,
+    agent_ids: Vec<Option<String>>,
+    agent_versions: Vec<Option<String>>,
+    agent_numbers: Vec<Option<String>>,
+    agent_configs: Vec<Option<String>>,
+    initial_contexts: Vec<Option<String>>,
+}
+
+impl Attempts {
+    fn push(
+        &mut self,
+        contact: Uuid,
+        org: Uuid,
+        campaign: Option<Uuid>,
+        number: i32,
+        a: NewAttempt,
+    ) {
+        self.ids.push(a.attempt_id);
+        self.contacts.push(contact);
+        self.organizations.push(org);
+        self.campaigns.push(campaign);
+        self.numbers.push(number);
+        self.phones.push(a.phone_number);
+        self.agent_ids.push(a.agent.agent_id);
+        self.agent_versions.push(a.agent.agent_version);
+        self.agent_numbers.push(a.agent.agent_number);
+        self.agent_configs
+            .push(a.agent.agent_config.as_ref().map(|v| v.to_string()));
+        self.initial_contexts.push(a.agent.initial_context);
+    }
+
+    /// Writes the open attempts. `created_at` is the moment of writing, just
+    /// before the call is placed, not the claim transaction's start.
+    async fn insert(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        owner: Uuid,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
+                                   agent_id, agent_version, agent_number, agent_config, initial_context,
+                                   instance_id, created_at)
+             SELECT a.id, a.contact_id, a.organization_id, a.campaign_id, a.attempt_number, a.phone,
+                    a.agent_id, a.agent_version, a.agent_number, a.agent_config::jsonb, a.initial_context,
+                    $12, clock_timestamp()
+               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[],
+                           $8::text[], $9::text[], $10::text[], $11::text[])
+                 AS a(id, contact_id, organization_id, campaign_id, attempt_number, phone, agent_id,
+                      agent_version, agent_number, agent_config, initial_context)",
+        )
+        .bind(&self.ids)
+        .bind(&self.contacts)
+        .bind(&self.organizations)
+        .bind(&self.campaigns)
+        .bind(&self.numbers)
+        .bind(&self.phones)
+        .bind(&self.agent_ids)
+        .bind(&self.agent_versions)
+        .bind(&self.agent_numbers)
+        .bind(&self.agent_configs)
+        .bind(&self.initial_contexts)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Shares `free` slots among `hungry` organizations, claiming each one's
@@ -145,7 +289,7 @@ async fn fill(
     mut free: u32,
     hungry: &mut Vec<(Uuid, Claimant)>,
     claimed: &mut Vec<Claimed>,
-) -> Result<u32, DbError> {
+) -> Result<u32, sqlx::Error> {
     hungry.retain(|(_, c)| c.room > 0);
     while free > 0 && !hungry.is_empty() {
         let shares = allocate(free, &hungry.iter().map(|(_, c)| *c).collect::<Vec<_>>());
@@ -181,8 +325,8 @@ async fn claim_in_org(
     now: DateTime<Utc>,
     gates: &OpenGates,
     n: u32,
-) -> Result<Vec<Claimed>, DbError> {
-    Ok(sqlx::query_as(
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
         "WITH due AS (
              SELECT c.id FROM contacts c
               WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at <= $2
@@ -193,7 +337,8 @@ async fn claim_in_org(
               ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
               LIMIT $6
                 FOR UPDATE OF c SKIP LOCKED)
-         UPDATE contacts c SET status = 'locked', owner_instance = $7, claimed_at = now(), updated_at = now()
+         UPDATE contacts c SET status = 'in_progress', attempt_count = c.attempt_count + 1, owner_instance = $7,
+                claimed_at = now(), updated_at = now()
            FROM due WHERE c.id = due.id
        RETURNING c.id, c.organization_id, c.campaign_id, c.phone_numbers, c.retired_numbers,
                  c.next_number_index, c.attempt_count, c.next_attempt_at, c.data, c.agent_id,
@@ -207,58 +352,7 @@ async fn claim_in_org(
     .bind(i64::from(n))
     .bind(owner)
     .fetch_all(&mut **tx)
-    .await?)
-}
-
-/// An attempt about to be placed.
-#[derive(Debug, Clone)]
-pub struct Start {
-    pub attempt_id: Uuid,
-    pub contact_id: Uuid,
-    pub phone_number: String,
-    pub agent: AgentFields,
-}
-
-/// Writes the attempt rows and moves their contacts to `in_progress`, only
-/// for contacts still claimed by `owner` whose campaign is still active.
-/// Returns the contacts that were started.
-pub async fn start_attempts(
-    pool: &PgPool,
-    owner: Uuid,
-    starts: &[Start],
-) -> Result<Vec<Uuid>, DbError> {
-    let col = |f: fn(&Start) -> Option<String>| starts.iter().map(f).collect::<Vec<_>>();
-    Ok(sqlx::query_scalar(
-        "WITH s AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[])
-                 AS s(attempt_id, contact_id, phone, agent_id, agent_version, agent_number, agent_config,
-                      initial_context)),
-         started AS (
-             UPDATE contacts c SET status = 'in_progress', attempt_count = c.attempt_count + 1, updated_at = now()
-               FROM s
-              WHERE c.id = s.contact_id AND c.status = 'locked' AND c.owner_instance = $9
-                AND (c.campaign_id IS NULL
-                     OR EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active'))
-          RETURNING c.id, c.organization_id, c.campaign_id, c.attempt_count)
-         INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number, phone_number,
-                               agent_id, agent_version, agent_number, agent_config, initial_context, instance_id)
-         SELECT s.attempt_id, st.organization_id, st.id, st.campaign_id, st.attempt_count, s.phone,
-                s.agent_id, s.agent_version, s.agent_number, s.agent_config::jsonb, s.initial_context, $9
-           FROM started st JOIN s ON s.contact_id = st.id
-      RETURNING contact_id",
-    )
-    .bind(starts.iter().map(|s| s.attempt_id).collect::<Vec<_>>())
-    .bind(starts.iter().map(|s| s.contact_id).collect::<Vec<_>>())
-    .bind(starts.iter().map(|s| s.phone_number.clone()).collect::<Vec<_>>())
-    .bind(col(|s| s.agent.agent_id.clone()))
-    .bind(col(|s| s.agent.agent_version.clone()))
-    .bind(col(|s| s.agent.agent_number.clone()))
-    .bind(col(|s| s.agent.agent_config.as_ref().map(|v| v.to_string())))
-    .bind(col(|s| s.agent.initial_context.clone()))
-    .bind(owner)
-    .fetch_all(pool)
-    .await?)
+    .await
 }
 
 /// Hands claimed contacts back, untouched: `locked` to `pending`.
@@ -268,18 +362,6 @@ pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result
           WHERE id = ANY($1) AND status = 'locked' AND owner_instance = $2",
     )
     .bind(contact_ids)
-    .bind(owner)
-    .execute(pool)
-    .await?
-    .rows_affected())
-}
-
-/// Hands back every contact `owner` holds `locked` (claimed, not started).
-pub async fn release_all_locked(pool: &PgPool, owner: Uuid) -> Result<u64, DbError> {
-    Ok(sqlx::query(
-        "UPDATE contacts SET status = 'pending', owner_instance = NULL, claimed_at = NULL, updated_at = now()
-          WHERE owner_instance = $1 AND status = 'locked'",
-    )
     .bind(owner)
     .execute(pool)
     .await?
@@ -329,23 +411,28 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
                                   $11::int[], $12::text[])
                  AS r(attempt_id, contact_id, owner, outcome, conversation_id, detail, answered_at, ended_at,
                       status, next_attempt_at, next_number_index, retired)),
+         -- Plans must not hang on the statistics of these queue tables: they
+         -- go stale within seconds (a fresh table, a burst of claims), and a
+         -- plan that trusts them can scan every active contact once per
+         -- result (seconds for a batch). So the rows are found by primary
+         -- key only: ended_at IS NULL (the same as outcome IS NULL, by the
+         -- table's CHECK) and the owner fence match no partial index.
          closed AS (
              UPDATE attempts a SET outcome = r.outcome::attempt_outcome,
                     conversation_id = coalesce(r.conversation_id, a.conversation_id),
                     telephony_detail = r.detail, answered_at = coalesce(r.answered_at, a.answered_at),
                     ended_at = r.ended_at
-               FROM r WHERE a.id = r.attempt_id AND a.outcome IS NULL
-          RETURNING a.id)
+               FROM r WHERE a.id = r.attempt_id AND a.ended_at IS NULL
+          RETURNING r.*)
+         -- An open attempt belongs to an in_progress contact: closing it is
+         -- the fence; the owner check keeps a recovered claim's late result out.
          UPDATE contacts c SET status = r.status::contact_status,
                 next_attempt_at = coalesce(r.next_attempt_at, c.next_attempt_at),
                 next_number_index = r.next_number_index, retired_numbers = r.retired::int[],
                 last_outcome = r.outcome::attempt_outcome, owner_instance = NULL, claimed_at = NULL,
                 updated_at = now()
-           FROM r
-          -- A hashed IN, not a join: the planner cannot size the unnest, and a
-          -- nested loop over a large batch (a drain of 10,000 calls) is quadratic.
-          WHERE r.attempt_id IN (SELECT id FROM closed)
-            AND c.id = r.contact_id AND c.status = 'in_progress' AND c.owner_instance = r.owner",
+           FROM closed r
+          WHERE c.id = r.contact_id AND c.owner_instance = r.owner",
     )
     .bind(results.iter().map(|r| r.attempt_id).collect::<Vec<_>>())
     .bind(results.iter().map(|r| r.contact_id).collect::<Vec<_>>())

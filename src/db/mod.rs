@@ -66,7 +66,13 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, DbError> {
             source,
         })?
         // Every statement is bounded; a longer one is a fault to surface.
-        .options([("statement_timeout", "60s")])
+        // Every statement is planned for its own parameters: a generic plan
+        // cached while the queue tables were small (a fresh database) would
+        // keep scanning them long after they have grown.
+        .options([
+            ("statement_timeout", "60s"),
+            ("plan_cache_mode", "force_custom_plan"),
+        ])
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2));
     PgPoolOptions::new()
