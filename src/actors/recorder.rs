@@ -3,8 +3,13 @@
 //! call ends. Supervised by the supervisor; if it dies, the engine stops and
 //! the results it held are recovered as `interrupted` through the lease.
 //! A failed write keeps the batch and retries it on the next flush.
+//!
+//! Timer ticks queue up behind a slow write; a tick that comes within the
+//! flush interval of the last write is skipped, so under load results
+//! gather into full batches instead of one small write per queued tick
+//! (which fell ever further behind the calls).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -19,6 +24,8 @@ pub struct RecorderState {
     deps: Deps,
     pending: Vec<Finished>,
     outage: Outage,
+    /// When the last write ended.
+    last_write: Instant,
 }
 
 pub enum RecorderMessage {
@@ -47,6 +54,7 @@ impl Actor for Recorder {
             deps,
             pending: Vec::new(),
             outage: Outage::default(),
+            last_write: Instant::now(),
         })
     }
 
@@ -65,7 +73,8 @@ impl Actor for Recorder {
                 }
             }
             RecorderMessage::Flush => {
-                if state.outage.may_try() {
+                let interval = Duration::from_millis(state.deps.settings.result_flush_ms);
+                if state.last_write.elapsed() >= interval && state.outage.may_try() {
                     flush(state).await;
                 }
             }
@@ -93,6 +102,7 @@ async fn flush(state: &mut RecorderState) {
                     );
                 }
                 state.pending.drain(..n);
+                state.last_write = Instant::now();
                 state.outage.recovered("writing call results");
             }
             Err(e) => {
