@@ -79,8 +79,9 @@ impl Call {
 }
 
 pub enum LineMessage {
-    /// Place this call and report its result.
-    Dial(Box<Call>),
+    /// Place this call and report its result. Shared with the dispatcher,
+    /// which keeps it while the call lasts.
+    Dial(Arc<Call>),
 }
 
 impl Actor for Line {
@@ -107,7 +108,7 @@ impl Actor for Line {
         tracing::debug!(line = state.index, attempt_id = %call.request.attempt_id, number = %call.request.number.masked(), "dialing");
         let placed = std::time::Instant::now();
         let end = tokio::select! {
-            end = deps.telephony.place(call.request.clone()) => end,
+            end = deps.telephony.place(&call.request) => end,
             () = deps.hang_up.cancelled() => return Ok(()),
         };
         let outcome = match &end {

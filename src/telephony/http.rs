@@ -285,7 +285,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl CallBackend for Http {
-    async fn place(&self, call: CallRequest) -> CallEnd {
+    async fn place(&self, call: &CallRequest) -> CallEnd {
         let (tx, rx) = oneshot::channel();
         self.waiting
             .lock()
@@ -301,7 +301,7 @@ impl CallBackend for Http {
                 ended_at: Utc::now(),
             })
         };
-        match self.request(&call).await {
+        match self.request(call).await {
             Answer::Ended(outcome, detail) => ended(outcome, detail, None),
             Answer::Retry(detail) => ended(Outcome::Failed, detail, None),
             Answer::Started {
@@ -319,7 +319,7 @@ impl CallBackend for Http {
                         status.map_or("", CallStatus::as_str).to_owned(),
                         Some(conversation_id),
                     ),
-                    None => self.wait(&call, conversation_id, rx).await,
+                    None => self.wait(call, conversation_id, rx).await,
                 }
             }
         }

@@ -115,7 +115,7 @@ fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
 }
 
 impl CallBackend for Simulated {
-    async fn place(&self, call: CallRequest) -> CallEnd {
+    async fn place(&self, call: &CallRequest) -> CallEnd {
         let (outcome, duration) = self.draw();
         let started = Utc::now();
         if duration.is_zero() {
