@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use dialerd::clock::SystemClock;
 use dialerd::settings::Settings;
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
@@ -163,8 +164,21 @@ async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
     .await?)
 }
 
+/// Sum and count of one of the engine's histograms, from its own recorder.
+fn histogram(handle: &PrometheusHandle, name: &str) -> (f64, f64) {
+    let text = handle.render();
+    let value = |suffix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}{suffix} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (value("_sum"), value("_count"))
+}
+
 async fn throughput(a: &Args) -> anyhow::Result<()> {
     let contacts = a.contacts.unwrap_or(400_000);
+    let metrics = dialerd::monitoring::install()?;
     let (pool, url) = fresh(&a.url).await?;
     seed(&pool, contacts, 10_000).await?;
     let s = settings(&url, a.lines)?;
@@ -178,6 +192,10 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     let before = counters(&pool).await?;
+    let (batch_before, claim_before) = (
+        histogram(&metrics, dialerd::monitoring::CLAIM_BATCH),
+        histogram(&metrics, dialerd::monitoring::CLAIM_DURATION),
+    );
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     sqlx::query("SELECT pg_stat_clear_snapshot()")
@@ -185,6 +203,13 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         .await?;
     let after = counters(&pool).await?;
     let measured = window.elapsed().as_secs_f64();
+    let (batch_after, claim_after) = (
+        histogram(&metrics, dialerd::monitoring::CLAIM_BATCH),
+        histogram(&metrics, dialerd::monitoring::CLAIM_DURATION),
+    );
+    let claims = claim_after.1 - claim_before.1;
+    let claim_ms = (claim_after.0 - claim_before.0) / claims.max(1.0) * 1000.0;
+    let batch = (batch_after.0 - batch_before.0) / (batch_after.1 - batch_before.1).max(1.0);
     let n = (after.done - before.done).max(1) as f64;
     let rate = n / measured;
     let commits = (after.commits - before.commits) as f64 / n;
@@ -209,14 +234,16 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
     println!(
         "throughput: {rate:.0} contacts/s over {measured:.1} s after {} s warm-up; \
          {commits:.4} commits and {wal:.0} WAL bytes per contact; \
-         {} contacts burned down in {burn_down:.1} s ({} lines)",
+         {} contacts burned down in {burn_down:.1} s ({} lines); \
+         {claims:.0} claims in the window, {claim_ms:.2} ms and {batch:.1} contacts each",
         a.warmup, contacts, a.lines
     );
     println!(
         "{}",
         json!({"run": "throughput", "contacts_per_second": rate, "commits_per_contact": commits,
                "wal_bytes_per_contact": wal, "burn_down_seconds": burn_down,
-               "contacts": contacts, "lines": a.lines, "window_seconds": measured})
+               "contacts": contacts, "lines": a.lines, "window_seconds": measured,
+               "claims": claims, "claim_ms_mean": claim_ms, "claim_batch_mean": batch})
     );
     Ok(())
 }
@@ -439,16 +466,32 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     let mut times = Vec::new();
     for round in 0..220 {
         let began = Instant::now();
-        let claimed =
-            dialerd::db::dialer::claim(&pool, owner, chrono::Utc::now(), &gates, 50, 1_000_000)
-                .await?;
+        let ids = dialerd::db::dialer::claim(
+            &pool,
+            owner,
+            chrono::Utc::now(),
+            &gates,
+            50,
+            1_000_000,
+            |c| {
+                let attempt = dialerd::db::dialer::NewAttempt {
+                    attempt_id: Uuid::now_v7(),
+                    phone_number: c.phone_numbers[0].clone(),
+                    agent: c.agent,
+                };
+                Some((c.id, attempt))
+            },
+        )
+        .await
+        .map_err(|f| f.error)?;
         let took = began.elapsed().as_secs_f64() * 1000.0;
-        anyhow::ensure!(claimed.len() == 50, "claimed {}", claimed.len());
-        let ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
-        // Finish them as the engine would, so the table keeps its shape.
+        anyhow::ensure!(ids.len() == 50, "claimed {}", ids.len());
+        // Finish them as the engine would, so the tables keep their shape.
         sqlx::query(
-            "UPDATE contacts SET status = 'completed', owner_instance = NULL, claimed_at = NULL,
-                    attempt_count = 1 WHERE id = ANY($1)",
+            "WITH closed AS (UPDATE attempts SET outcome = 'completed', ended_at = now()
+                              WHERE contact_id = ANY($1) AND outcome IS NULL)
+             UPDATE contacts SET status = 'completed', owner_instance = NULL, claimed_at = NULL
+              WHERE id = ANY($1)",
         )
         .bind(&ids)
         .execute(&pool)
@@ -474,6 +517,10 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = args()?;
+    // The engine's warnings and errors, so a run that goes wrong says why.
+    let mut log = Settings::load(None)?.log;
+    log.level = "warn".into();
+    dialerd::telemetry::init(&log);
     match a.mode.as_str() {
         "throughput" => throughput(&a).await,
         "pause" => pause(&a).await,
