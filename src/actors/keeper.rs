@@ -1,6 +1,7 @@
 //! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
 //! recovers the claims of instances whose lease ran out, and every
-//! `dialer.vacuum_seconds` vacuums the queue tables. Supervised by
+//! `dialer.vacuum_seconds` vacuums the queue tables, in a task of its own so
+//! a long vacuum never holds up the lease. Supervised by
 //! the supervisor, which restarts it when it fails; a database outage only
 //! delays it.
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
 
 use super::{Deps, Outage};
 use crate::db::recovery::Interruption;
@@ -20,6 +22,7 @@ pub struct KeeperState {
     deps: Deps,
     outage: Outage,
     last_vacuum: Instant,
+    vacuum: Option<JoinHandle<()>>,
 }
 
 pub enum KeeperMessage {
@@ -45,6 +48,7 @@ impl Actor for Keeper {
             deps,
             outage: Outage::default(),
             last_vacuum: Instant::now(),
+            vacuum: None,
         })
     }
 
@@ -54,28 +58,46 @@ impl Actor for Keeper {
         _: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        maybe_vacuum(state).await;
+        maybe_vacuum(state);
         match beat(&state.deps).await {
             Ok(()) => state.outage.recovered("heartbeat and recovery"),
             Err(e) => state.outage.failed("heartbeat and recovery", &e),
         }
         Ok(())
     }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(vacuum) = state.vacuum.take() {
+            vacuum.abort();
+        }
+        Ok(())
+    }
 }
 
-async fn maybe_vacuum(state: &mut KeeperState) {
+fn maybe_vacuum(state: &mut KeeperState) {
     let every = state.deps.settings.vacuum_seconds;
     if every == 0 || state.last_vacuum.elapsed() < Duration::from_secs(every) {
         return;
     }
-    state.last_vacuum = Instant::now();
-    match instances::vacuum(&state.deps.pool).await {
-        Ok(done) => {
-            let took_ms = state.last_vacuum.elapsed().as_millis() as u64;
-            tracing::debug!(done, took_ms, "vacuumed the queue tables");
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
+    if state.vacuum.as_ref().is_some_and(|v| !v.is_finished()) {
+        return;
     }
+    state.last_vacuum = Instant::now();
+    let pool = state.deps.pool.clone();
+    state.vacuum = Some(tokio::spawn(async move {
+        let began = Instant::now();
+        match instances::vacuum(&pool).await {
+            Ok(done) => {
+                let took_ms = began.elapsed().as_millis() as u64;
+                tracing::debug!(done, took_ms, "vacuumed the queue tables");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
+        }
+    }));
 }
 
 async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
