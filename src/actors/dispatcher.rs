@@ -1,8 +1,9 @@
 //! The dispatcher: whenever lines are idle it claims due contacts (every
 //! gate checked in the claim), resolves each call's number and agent from
 //! its campaign's plan, writes the attempts in the claim's transaction, and
-//! hands one call to each idle line. Supervised by the supervisor; if it dies the engine stops (it holds
-//! which line has which call) and lease recovery closes those calls.
+//! hands one call to each idle line. Supervised by the supervisor; if it
+//! dies the engine stops (it holds which line has which call) and lease
+//! recovery closes those calls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
