@@ -164,16 +164,21 @@ async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
     .await?)
 }
 
-/// Sum and count of one of the engine's histograms, from its own recorder.
-fn histogram(handle: &PrometheusHandle, name: &str) -> (f64, f64) {
+/// Sum and count of the engine's claim batch and claim duration
+/// histograms, from one rendering of its own recorder.
+fn claim_histograms(handle: &PrometheusHandle) -> [(f64, f64); 2] {
     let text = handle.render();
-    let value = |suffix: &str| {
+    let value = |name: &str, suffix: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}{suffix} ")))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    (value("_sum"), value("_count"))
+    [
+        dialerd::monitoring::CLAIM_BATCH,
+        dialerd::monitoring::CLAIM_DURATION,
+    ]
+    .map(|name| (value(name, "_sum"), value(name, "_count")))
 }
 
 async fn throughput(a: &Args) -> anyhow::Result<()> {
@@ -192,10 +197,7 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     let before = counters(&pool).await?;
-    let (batch_before, claim_before) = (
-        histogram(&metrics, dialerd::monitoring::CLAIM_BATCH),
-        histogram(&metrics, dialerd::monitoring::CLAIM_DURATION),
-    );
+    let [batch_before, claim_before] = claim_histograms(&metrics);
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
     sqlx::query("SELECT pg_stat_clear_snapshot()")
@@ -203,10 +205,7 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         .await?;
     let after = counters(&pool).await?;
     let measured = window.elapsed().as_secs_f64();
-    let (batch_after, claim_after) = (
-        histogram(&metrics, dialerd::monitoring::CLAIM_BATCH),
-        histogram(&metrics, dialerd::monitoring::CLAIM_DURATION),
-    );
+    let [batch_after, claim_after] = claim_histograms(&metrics);
     let claims = claim_after.1 - claim_before.1;
     let claim_ms = (claim_after.0 - claim_before.0) / claims.max(1.0) * 1000.0;
     let batch = (batch_after.0 - batch_before.0) / (batch_after.1 - batch_before.1).max(1.0);
