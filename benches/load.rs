@@ -164,6 +164,36 @@ async fn counters(pool: &PgPool) -> anyhow::Result<Counters> {
     .await?)
 }
 
+/// CPU seconds used so far by this process (the engine) and by every
+/// PostgreSQL process (backends, background workers, and exited backends
+/// the postmaster has reaped), from /proc (ticks of 1/100 s).
+fn cpu_seconds() -> (f64, f64) {
+    /// Command name, own ticks, and ticks of reaped children.
+    fn ticks(path: &std::path::Path) -> Option<(String, u64, u64)> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_owned();
+        // Fields 14-17 of proc_pid_stat(5): utime, stime, cutime, cstime.
+        let f: Vec<u64> = tail
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        (f.len() == 4).then(|| (comm, f[0] + f[1], f[2] + f[3]))
+    }
+    let engine = ticks("/proc/self/stat".as_ref()).map_or(0, |(_, own, _)| own);
+    let postgres: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| ticks(&e.path().join("stat")))
+        .filter(|(comm, _, _)| comm == "postgres")
+        .map(|(_, own, children)| own + children)
+        .sum();
+    (engine as f64 / 100.0, postgres as f64 / 100.0)
+}
+
 /// Sum and count of the engine's claim batch and claim duration
 /// histograms, from one rendering of its own recorder.
 fn claim_histograms(handle: &PrometheusHandle) -> [(f64, f64); 2] {
@@ -198,8 +228,10 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         .await?;
     let before = counters(&pool).await?;
     let [batch_before, claim_before] = claim_histograms(&metrics);
+    let cpu_before = cpu_seconds();
     let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let cpu_after = cpu_seconds();
     sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&pool)
         .await?;
@@ -213,6 +245,10 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
     let rate = n / measured;
     let commits = (after.commits - before.commits) as f64 / n;
     let wal = (after.wal - before.wal) as f64 / n;
+    // CPU microseconds per contact, and cores busy over the window.
+    let engine_us = (cpu_after.0 - cpu_before.0) / n * 1e6;
+    let postgres_us = (cpu_after.1 - cpu_before.1) / n * 1e6;
+    let cores = (cpu_after.0 - cpu_before.0 + cpu_after.1 - cpu_before.1) / measured;
     anyhow::ensure!(
         after.done < i64::from(contacts),
         "the backlog ran out inside the window: raise --contacts"
@@ -234,7 +270,9 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         "throughput: {rate:.0} contacts/s over {measured:.1} s after {} s warm-up; \
          {commits:.4} commits and {wal:.0} WAL bytes per contact; \
          {} contacts burned down in {burn_down:.1} s ({} lines); \
-         {claims:.0} claims in the window, {claim_ms:.2} ms and {batch:.1} contacts each",
+         {claims:.0} claims in the window, {claim_ms:.2} ms and {batch:.1} contacts each; \
+         CPU per contact {engine_us:.0} µs engine + {postgres_us:.0} µs PostgreSQL \
+         ({cores:.2} cores busy)",
         a.warmup, contacts, a.lines
     );
     println!(
@@ -242,7 +280,9 @@ async fn throughput(a: &Args) -> anyhow::Result<()> {
         json!({"run": "throughput", "contacts_per_second": rate, "commits_per_contact": commits,
                "wal_bytes_per_contact": wal, "burn_down_seconds": burn_down,
                "contacts": contacts, "lines": a.lines, "window_seconds": measured,
-               "claims": claims, "claim_ms_mean": claim_ms, "claim_batch_mean": batch})
+               "claims": claims, "claim_ms_mean": claim_ms, "claim_batch_mean": batch,
+               "engine_cpu_us_per_contact": engine_us,
+               "postgres_cpu_us_per_contact": postgres_us, "cores_busy": cores})
     );
     Ok(())
 }
