@@ -506,10 +506,10 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     );
     let owner = Uuid::now_v7();
     dialerd::db::instances::register(&pool, owner, 600.0).await?;
-    let mut times = Vec::new();
+    let (mut times, mut claim_times) = (Vec::new(), Vec::new());
     for round in 0..220 {
         let began = Instant::now();
-        let ids = dialerd::db::dialer::claim(
+        let batch = dialerd::db::dialer::claim(
             &pool,
             owner,
             chrono::Utc::now(),
@@ -527,6 +527,10 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         )
         .await
         .map_err(|f| f.error)?;
+        let claimed = began.elapsed().as_secs_f64() * 1000.0;
+        let ids = dialerd::db::dialer::start(&pool, owner, &batch.attempts)
+            .await
+            .map_err(|f| f.error)?;
         let took = began.elapsed().as_secs_f64() * 1000.0;
         anyhow::ensure!(ids.len() == 50, "claimed {}", ids.len());
         // Finish them as the engine would, so the tables keep their shape.
@@ -541,18 +545,27 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .await?;
         if round >= 20 {
             times.push(took);
+            claim_times.push(claimed);
         }
     }
     times.sort_by(f64::total_cmp);
+    claim_times.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    let (c50, c99) = (
+        percentile(&claim_times, 0.5),
+        percentile(&claim_times, 0.99),
+    );
     println!(
-        "claim of 50 with {} contacts in the table ({finals} final): p50 {p50:.2} ms, p99 {p99:.2} ms over {} claims",
+        "claim of 50 with its attempts, {} contacts in the table ({finals} final): \
+         p50 {p50:.2} ms, p99 {p99:.2} ms over {} claims (the claim transaction alone: \
+         p50 {c50:.2} ms, p99 {c99:.2} ms)",
         contacts,
         times.len()
     );
     println!(
         "{}",
-        json!({"run": "claim", "contacts": contacts, "final": finals, "p50_ms": p50, "p99_ms": p99})
+        json!({"run": "claim", "contacts": contacts, "final": finals, "p50_ms": p50, "p99_ms": p99,
+               "claim_only_p50_ms": c50, "claim_only_p99_ms": c99})
     );
     Ok(())
 }

@@ -153,7 +153,7 @@ fn describe() {
     describe_counter!(
         CLAIMS_RECOVERED,
         Unit::Count,
-        "Claims of stopped instances taken back: state=locked went back to pending, state=in_progress was closed as interrupted."
+        "Claims of stopped instances taken back: state=released (no call placed) went back to pending, state=interrupted had its open attempt closed as interrupted."
     );
     describe_counter!(
         ACTOR_RESTARTS,

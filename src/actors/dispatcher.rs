@@ -1,11 +1,12 @@
 //! The dispatcher: whenever lines are idle it claims due contacts (every
 //! gate checked in the claim), resolves each call's number and agent from
-//! its campaign's plan, writes the attempts in the claim's transaction, and
-//! hands one call to each idle line. Supervised by the supervisor; if it
-//! dies the engine stops (it holds which line has which call) and lease
-//! recovery closes those calls.
+//! its campaign's plan, sets a line aside for each call, and has a task of
+//! its own write the attempts; once they are committed it hands each call
+//! to its line. The next claim does not wait for the attempts. Supervised
+//! by the supervisor; if it dies the engine stops (it holds which line has
+//! which call) and lease recovery closes those calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::{Deps, Outage};
-use crate::db::dialer::{self, Claimed, NewAttempt, OpenGates};
+use crate::db::dialer::{self, ClaimFailed, Claimed, NewAttempt, OpenGates};
 use crate::db::recovery::{recover, Interruption};
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
@@ -33,6 +34,8 @@ pub struct DispatcherState {
     /// Idle line indexes; a line is idle exactly when it has no entry in `busy`.
     idle: Vec<usize>,
     busy: HashMap<usize, Arc<Call>>,
+    /// Lines set aside for claimed calls whose attempts are being written.
+    starting: usize,
     plans: HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
     gates: OpenGates,
     claiming: bool,
@@ -61,6 +64,9 @@ pub enum DispatcherMessage {
     ReplaceLine(usize, ActorRef<LineMessage>),
     /// A line finished its call.
     LineIdle(usize),
+    /// The attempts of a claim were written (`Ok`: the contacts that may be
+    /// called) or not (`Err`: every contact of it is to be recovered).
+    Started(Vec<(usize, Call)>, Result<Vec<Uuid>, ClaimFailed>),
     /// A campaign's plan and the gates open now.
     Plan(Arc<CampaignPlan>, Vec<Gate>),
     /// A campaign stopped being active.
@@ -91,6 +97,7 @@ impl Actor for Dispatcher {
             lines: Vec::new(),
             idle: Vec::new(),
             busy: HashMap::new(),
+            starting: 0,
             plans: HashMap::new(),
             gates: OpenGates::default(),
             claiming: true,
@@ -141,6 +148,9 @@ impl Actor for Dispatcher {
                     free_line(&myself, state, index);
                 }
             }
+            DispatcherMessage::Started(calls, written) => {
+                started(&myself, state, calls, written);
+            }
             DispatcherMessage::Plan(plan, gates) => {
                 state.plans.insert(plan.campaign_id, (plan, gates));
                 rebuild_gates(state);
@@ -154,7 +164,7 @@ impl Actor for Dispatcher {
                 let _ = reply.send(());
             }
             DispatcherMessage::Busy(reply) => {
-                let _ = reply.send(state.busy.len());
+                let _ = reply.send(state.busy.len() + state.starting);
             }
         }
         Ok(())
@@ -231,7 +241,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     let now = deps.clock.now();
     let plans = &state.plans;
     let lag = histogram!(monitoring::DISPATCH_LAG);
-    let calls = match dialer::claim(
+    let batch = match dialer::claim(
         &deps.pool,
         deps.instance,
         now,
@@ -251,7 +261,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     )
     .await
     {
-        Ok(calls) => calls,
+        Ok(batch) => batch,
         Err(failed) => {
             state.stranded.extend(failed.maybe_committed);
             return failing(state, &failed.error);
@@ -259,6 +269,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     };
     histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
     state.outage.recovered("claiming");
+    let dialer::Batch { calls, attempts } = batch;
     // Work was found: more is likely due, and when a limit capped this claim
     // each call that ends frees a slot for it.
     state.hungry = !calls.is_empty();
@@ -268,11 +279,51 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         return;
     }
     histogram!(monitoring::CLAIM_BATCH).record(calls.len() as f64);
+    let mut lined = Vec::with_capacity(calls.len());
     for call in calls {
-        dial(state, call);
+        match state.idle.pop() {
+            Some(index) => lined.push((index, call)),
+            // Cannot happen: the claim asked for one contact per idle line.
+            None => tracing::error!("a call was claimed with no idle line; it will be recovered"),
+        }
     }
+    state.starting += lined.len();
+    let (pool, owner, me) = (state.deps.pool.clone(), state.deps.instance, myself.clone());
+    tokio::spawn(async move {
+        let written = dialer::start(&pool, owner, &attempts).await;
+        // The dispatcher stopped: lease recovery takes the claims back.
+        let _ = me.cast(DispatcherMessage::Started(lined, written));
+    });
     if full && !state.idle.is_empty() {
         wake(myself, state);
+    }
+}
+
+/// Places the calls whose attempts were written; gives the other lines back.
+fn started(
+    myself: &ActorRef<DispatcherMessage>,
+    state: &mut DispatcherState,
+    calls: Vec<(usize, Call)>,
+    written: Result<Vec<Uuid>, ClaimFailed>,
+) {
+    state.starting -= calls.len();
+    let written: HashSet<Uuid> = match written {
+        Ok(contacts) => contacts.into_iter().collect(),
+        Err(failed) => {
+            // Recovered by the next cycle, after the outage's backoff.
+            state.stranded.extend(failed.maybe_committed);
+            failing(state, &failed.error);
+            HashSet::new()
+        }
+    };
+    // Past the drain's deadline every claim was recovered: nothing more is placed.
+    let placing = !state.deps.hang_up.is_cancelled();
+    for (index, call) in calls {
+        if placing && written.contains(&call.request.contact_id) {
+            dial(state, index, call);
+        } else {
+            free_line(myself, state, index);
+        }
     }
 }
 
@@ -324,11 +375,7 @@ fn call_for(
     Some((call, attempt))
 }
 
-fn dial(state: &mut DispatcherState, call: Call) {
-    let Some(index) = state.idle.pop() else {
-        tracing::error!("a call was started with no idle line; it will be recovered");
-        return;
-    };
+fn dial(state: &mut DispatcherState, index: usize, call: Call) {
     let call = Arc::new(call);
     state.busy.insert(index, call.clone());
     counter!(monitoring::CALLS_PLACED).increment(1);

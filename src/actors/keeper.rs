@@ -119,8 +119,8 @@ async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
             Interruption::OwnerStopped,
         )
         .await?;
-        counter!(monitoring::CLAIMS_RECOVERED, "state" => "locked").increment(done.released);
-        counter!(monitoring::CLAIMS_RECOVERED, "state" => "in_progress")
+        counter!(monitoring::CLAIMS_RECOVERED, "state" => "released").increment(done.released);
+        counter!(monitoring::CLAIMS_RECOVERED, "state" => "interrupted")
             .increment(done.interrupted);
         tracing::warn!(
             instances = dead.len(),

@@ -85,16 +85,28 @@ impl From<sqlx::Error> for ClaimFailed {
     }
 }
 
+/// A committed claim: the caller's calls, and their attempts, which
+/// [`start`] writes before any of the calls may be placed.
+pub struct Batch<T> {
+    pub calls: Vec<T>,
+    pub attempts: Attempts,
+}
+
 /// Claims up to `want` due contacts for `owner`, within every organization's
 /// limit and the `global_limit` of all instances together, shared by SPEC 4's
 /// rule. Only contacts that pass every gate at `now` are taken.
 ///
-/// One transaction: the claimed contacts go straight to `in_progress` with
-/// their attempt count raised, `prepare` turns each into the caller's call
-/// and the attempt to write (or `None`: the contact cannot be called and is
-/// handed back untouched), and the attempts are written before the commit.
-/// A committed claim therefore always has its open attempt, and the
+/// One transaction, under the lock that serializes every instance's claims:
+/// the claimed contacts go straight to `in_progress` with their attempt
+/// count raised (so they count against the limits at once), and `prepare`
+/// turns each into the caller's call and the attempt to write (or `None`:
+/// the contact cannot be called and is handed back untouched). The
 /// `Claimed::attempt_count` seen by `prepare` includes the new attempt.
+///
+/// The attempts are written afterwards by [`start`], outside the lock, so
+/// the next claim need not wait for them. Until then the claimed contacts
+/// are `in_progress` with no open attempt: no call is placed for them, and
+/// recovery hands them back with nothing counted ([`release`]).
 pub async fn claim<T>(
     pool: &PgPool,
     owner: Uuid,
@@ -103,7 +115,7 @@ pub async fn claim<T>(
     want: u32,
     global_limit: u32,
     mut prepare: impl FnMut(Claimed) -> Option<(T, NewAttempt)>,
-) -> Result<Vec<T>, ClaimFailed> {
+) -> Result<Batch<T>, ClaimFailed> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(CLAIM_LOCK)
@@ -125,7 +137,10 @@ pub async fn claim<T>(
     .fetch_all(&mut *tx)
     .await?;
     let Some(active) = orgs.first().map(|o| o.all_active) else {
-        return Ok(Vec::new());
+        return Ok(Batch {
+            calls: Vec::new(),
+            attempts: Attempts::default(),
+        });
     };
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
     let loads: Vec<Load> = orgs
@@ -193,21 +208,42 @@ pub async fn claim<T>(
         .execute(&mut *tx)
         .await?;
     }
-    if !attempts.ids.is_empty() {
-        attempts.insert(&mut tx, owner).await?;
-    }
     if let Err(e) = tx.commit().await {
         return Err(ClaimFailed {
             error: e.into(),
             maybe_committed: attempts.contacts,
         });
     }
-    Ok(calls)
+    Ok(Batch { calls, attempts })
+}
+
+/// Writes the open attempts of a committed claim, for the contacts `owner`
+/// still holds, and returns those contacts: exactly the calls that may be
+/// placed. A contact whose claim was recovered meanwhile (this instance was
+/// taken for dead) gets no attempt and must not be called.
+///
+/// The contacts are share-locked while their attempts are written, and
+/// [`release`] takes them exclusively before it checks for open attempts,
+/// so the two never both go ahead. On failure every contact of the batch
+/// is to be recovered: none was called, some attempts may have been written.
+pub async fn start(
+    pool: &PgPool,
+    owner: Uuid,
+    attempts: &Attempts,
+) -> Result<Vec<Uuid>, ClaimFailed> {
+    if attempts.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let written = attempts.insert(pool, owner).await;
+    written.map_err(|e| ClaimFailed {
+        error: e.into(),
+        maybe_committed: attempts.contacts.clone(),
+    })
 }
 
 /// The attempts of one claim, column by column.
-#[derive(Default)]
-struct Attempts {
+#[derive(Debug, Default)]
+pub struct Attempts {
     ids: Vec<Uuid>,
     contacts: Vec<Uuid>,
     organizations: Vec<Uuid>,
@@ -222,6 +258,11 @@ struct Attempts {
 }
 
 impl Attempts {
+    /// The claimed contacts, one per attempt.
+    pub fn contacts(&self) -> &[Uuid] {
+        &self.contacts
+    }
+
     fn push(
         &mut self,
         contact: Uuid,
@@ -244,15 +285,16 @@ impl Attempts {
         self.initial_contexts.push(a.agent.initial_context);
     }
 
-    /// Writes the open attempts. `created_at` is the moment of writing, just
-    /// before the call is placed, not the claim transaction's start.
-    async fn insert(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        owner: Uuid,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
+    /// Writes the open attempts of the contacts still claimed by `owner` for
+    /// this very attempt; returns those contacts. `created_at` is the moment
+    /// of writing, just before the calls are placed.
+    async fn insert(&self, pool: &PgPool, owner: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "WITH mine AS (
+                 SELECT c.id, c.attempt_count FROM contacts c
+                  WHERE c.id = ANY($2) AND c.status = 'in_progress' AND c.owner_instance = $12
+                    FOR SHARE)
+             INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
                                    agent_id, agent_version, agent_number, agent_config, initial_context,
                                    instance_id, created_at)
              SELECT a.id, a.contact_id, a.organization_id, a.campaign_id, a.attempt_number, a.phone,
@@ -261,7 +303,9 @@ impl Attempts {
                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[],
                            $8::text[], $9::text[], $10::text[], $11::text[])
                  AS a(id, contact_id, organization_id, campaign_id, attempt_number, phone, agent_id,
-                      agent_version, agent_number, agent_config, initial_context)",
+                      agent_version, agent_number, agent_config, initial_context)
+               JOIN mine ON mine.id = a.contact_id AND mine.attempt_count = a.attempt_number
+          RETURNING contact_id",
         )
         .bind(&self.ids)
         .bind(&self.contacts)
@@ -275,9 +319,8 @@ impl Attempts {
         .bind(&self.agent_configs)
         .bind(&self.initial_contexts)
         .bind(owner)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        .fetch_all(pool)
+        .await
     }
 }
 
@@ -358,17 +401,35 @@ async fn claim_in_org(
     .await
 }
 
-/// Hands claimed contacts back, untouched: `locked` to `pending`.
+/// Hands back claimed contacts that have no open attempt (no call was
+/// placed for them): to `pending`, with the attempt their claim counted
+/// taken back. Contacts with an open attempt are left alone.
 pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result<u64, DbError> {
-    Ok(sqlx::query(
-        "UPDATE contacts SET status = 'pending', owner_instance = NULL, claimed_at = NULL, updated_at = now()
-          WHERE id = ANY($1) AND status = 'locked' AND owner_instance = $2",
+    let mut tx = pool.begin().await?;
+    // Waits out a [`start`] of these contacts still in flight, so the check
+    // below (a new snapshot) sees the attempts it wrote; a start that comes
+    // after finds the contacts no longer claimed.
+    sqlx::query("SELECT 1 FROM contacts WHERE id = ANY($1) AND owner_instance = $2 FOR UPDATE")
+        .bind(contact_ids)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    let released = sqlx::query(
+        "UPDATE contacts c SET status = 'pending',
+                attempt_count = c.attempt_count - (c.status = 'in_progress')::int,
+                owner_instance = NULL, claimed_at = NULL, updated_at = now()
+          WHERE c.id = ANY($1) AND c.owner_instance = $2
+            AND (c.status = 'locked'
+                 OR (c.status = 'in_progress'
+                     AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.contact_id = c.id AND a.outcome IS NULL)))",
     )
     .bind(contact_ids)
     .bind(owner)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    tx.commit().await?;
+    Ok(released)
 }
 
 /// A finished call and the contact's next state.

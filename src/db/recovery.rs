@@ -1,8 +1,8 @@
-//! Recovery of claims whose owner is gone (SPEC 4): `locked` contacts go
-//! back to `pending` with no attempt counted; `in_progress` ones get their
-//! attempt closed as `interrupted` and follow the retry policy, so they are
-//! never redialed at once. The same path releases this instance's own
-//! claims when it stops.
+//! Recovery of claims whose owner is gone (SPEC 4): claimed contacts with
+//! no open attempt (no call was placed for them) go back to `pending` with
+//! no attempt counted; those with an open attempt get it closed as
+//! `interrupted` and follow the retry policy, so they are never redialed at
+//! once. The same path releases this instance's own claims when it stops.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -32,9 +32,9 @@ pub(crate) struct Orphan {
 /// What a recovery did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recovered {
-    /// `locked` contacts put back to `pending`.
+    /// Claimed contacts with no open attempt put back to `pending`.
     pub released: u64,
-    /// `in_progress` contacts whose attempt was closed as `interrupted`.
+    /// Contacts whose open attempt was closed as `interrupted`.
     pub interrupted: u64,
 }
 

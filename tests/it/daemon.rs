@@ -87,12 +87,7 @@ async fn a_daemon_killed_mid_run_loses_nothing_and_dials_no_one_twice_at_once() 
     ];
     let mut first = Daemon::start(&db, &env);
     eventually(30, "calls in flight", || async {
-        count(
-            &db,
-            "SELECT count(*) FROM contacts WHERE status = 'in_progress'",
-        )
-        .await
-            >= 10
+        count(&db, "SELECT count(*) FROM attempts WHERE outcome IS NULL").await >= 10
             && count(
                 &db,
                 "SELECT count(*) FROM attempts WHERE outcome IS NOT NULL",
@@ -203,12 +198,7 @@ async fn sigterm_stops_new_calls_and_lets_calls_in_flight_finish() {
     ];
     let mut daemon = Daemon::start(&db, &env);
     eventually(30, "eight calls in flight", || async {
-        count(
-            &db,
-            "SELECT count(*) FROM contacts WHERE status = 'in_progress'",
-        )
-        .await
-            == 8
+        count(&db, "SELECT count(*) FROM attempts WHERE outcome IS NULL").await == 8
     })
     .await;
     let signalled: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT clock_timestamp()")
@@ -263,12 +253,7 @@ async fn sigterm_past_the_drain_timeout_releases_calls_as_interrupted_for_retry(
     ];
     let mut daemon = Daemon::start(&db, &env);
     eventually(30, "five calls in flight", || async {
-        count(
-            &db,
-            "SELECT count(*) FROM contacts WHERE status = 'in_progress'",
-        )
-        .await
-            == 5
+        count(&db, "SELECT count(*) FROM attempts WHERE outcome IS NULL").await == 5
     })
     .await;
     daemon.terminate();

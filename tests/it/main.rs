@@ -4,6 +4,7 @@ mod api_auth;
 mod api_campaigns;
 mod api_configurations;
 mod api_contacts;
+mod claims;
 mod cli;
 mod daemon;
 mod engine;

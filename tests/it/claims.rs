@@ -1,0 +1,220 @@
+//! A claim and its attempts are two transactions: what recovery does with
+//! a claim whose attempts were never written, and the fence between writing
+//! attempts and handing the same contacts back, in both orders.
+
+use chrono::Utc;
+use dialerd::db::dialer::{self, Batch, NewAttempt, OpenGates};
+use dialerd::db::recovery::{recover, Interruption, Recovered};
+use dialerd::domain::agent::AgentFields;
+use dialerd::domain::plan::Gate;
+use uuid::Uuid;
+
+use crate::daemon::seed;
+use crate::helpers::{assert_attempts_accounted, eventually, TestDb};
+
+/// An active campaign of `n` due contacts.
+async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
+    let org = seed(db, name, 10, n).await;
+    sqlx::query_scalar(
+        "UPDATE campaigns SET status = 'active' WHERE organization_id = $1 RETURNING id",
+    )
+    .bind(org)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Claims up to `want` of the campaign's contacts for `owner`; each call is
+/// its contact's id and its attempt's.
+async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uuid, Uuid)> {
+    let mut gates = OpenGates::default();
+    gates.add(
+        campaign,
+        &[Gate {
+            zone: String::new(),
+            first_scheduled: false,
+        }],
+    );
+    dialer::claim(&db.pool, owner, Utc::now(), &gates, want, 1000, |c| {
+        let attempt = NewAttempt {
+            attempt_id: Uuid::now_v7(),
+            phone_number: c.phone_numbers[0].clone(),
+            agent: AgentFields::default(),
+        };
+        Some(((c.id, attempt.attempt_id), attempt))
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until `n` sessions of the test database wait on a lock.
+async fn lock_waits(db: &TestDb, n: i64) {
+    eventually(10, "sessions waiting on a lock", || async {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            >= n
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_claim_whose_attempts_were_never_written_goes_back_uncounted() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "unwritten", 5).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 5).await;
+    assert_eq!(batch.calls.len(), 5);
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts WHERE status = 'in_progress' AND attempt_count = 1"
+        )
+        .await,
+        5,
+        "claimed contacts count against the limits at once"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+
+    // The owner stopped before writing the attempts: no call was placed.
+    let done = recover(
+        &db.pool,
+        &[owner],
+        None,
+        Utc::now(),
+        Interruption::OwnerStopped,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done,
+        Recovered {
+            released: 5,
+            interrupted: 0
+        }
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts
+              WHERE status = 'pending' AND attempt_count = 0 AND owner_instance IS NULL"
+        )
+        .await,
+        5
+    );
+    // A start that comes after writes nothing: the contacts are no longer held.
+    let started = dialer::start(&db.pool, owner, &batch.attempts)
+        .await
+        .unwrap();
+    assert!(started.is_empty(), "{started:?}");
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+    assert_attempts_accounted(&db.pool).await;
+}
+
+#[tokio::test]
+async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_alone() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "racing", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+
+    // Hold the start between locking its contacts and writing its attempts:
+    // an uncommitted row with the id of one of its attempts.
+    let (contact, attempt) = batch.calls[0];
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
+                               phone_number, instance_id, outcome, ended_at)
+         SELECT $1, organization_id, id, campaign_id, 99, phone_numbers[1], $3, 'failed', now()
+           FROM contacts WHERE id = $2",
+    )
+    .bind(attempt)
+    .bind(contact)
+    .bind(owner)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let pool = db.pool.clone();
+    let attempts = batch.attempts;
+    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    lock_waits(&db, 1).await;
+    // Recovery sees claims with no attempt yet, and must wait for the start.
+    let pool = db.pool.clone();
+    let recovery = tokio::spawn(async move {
+        recover(
+            &pool,
+            &[owner],
+            None,
+            Utc::now(),
+            Interruption::OwnerStopped,
+        )
+        .await
+    });
+    lock_waits(&db, 2).await;
+    blocker.rollback().await.unwrap();
+
+    let mut started = start.await.unwrap().unwrap();
+    started.sort();
+    let mut claimed: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
+    claimed.sort();
+    assert_eq!(started, claimed, "every call may be placed");
+    let done = recovery.await.unwrap().unwrap();
+    assert_eq!(done, Recovered::default(), "nothing handed back");
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts c JOIN attempts a ON a.contact_id = c.id
+              WHERE c.status = 'in_progress' AND c.attempt_count = 1 AND a.outcome IS NULL"
+        )
+        .await,
+        3
+    );
+
+    // Calls under way are recovered as interrupted, as for any stopped owner.
+    let done = recover(
+        &db.pool,
+        &[owner],
+        None,
+        Utc::now(),
+        Interruption::OwnerStopped,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.interrupted, 3);
+    assert_attempts_accounted(&db.pool).await;
+}
+
+#[tokio::test]
+async fn attempts_started_after_a_hand_back_began_are_not_written() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "late", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+    let ids: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
+
+    // Hold the hand-back between locking its contacts and checking for
+    // open attempts.
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let pool = db.pool.clone();
+    let release = tokio::spawn(async move { dialer::release(&pool, owner, &ids).await });
+    lock_waits(&db, 1).await;
+    let pool = db.pool.clone();
+    let attempts = batch.attempts;
+    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    lock_waits(&db, 2).await;
+    blocker.commit().await.unwrap();
+
+    assert_eq!(release.await.unwrap().unwrap(), 3);
+    let started = start.await.unwrap().unwrap();
+    assert!(started.is_empty(), "no call may be placed: {started:?}");
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM contacts WHERE status = 'pending' AND attempt_count = 0")
+            .await,
+        3
+    );
+    assert_attempts_accounted(&db.pool).await;
+}
