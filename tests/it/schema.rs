@@ -145,3 +145,41 @@ async fn one_daemon_at_a_time_vacuums_the_queue_tables() {
     .unwrap();
     assert!(vacuumed.is_some());
 }
+
+#[tokio::test]
+async fn deleting_an_organization_deletes_everything_it_owns() {
+    let db = TestDb::new().await;
+    let (org, config) = org_and_config(&db).await;
+    let (other, other_config) = org_and_config(&db).await;
+    for (o, c) in [(org, config), (other, other_config)] {
+        sqlx::query(
+            "WITH k AS (INSERT INTO campaigns (id, organization_id, name, configuration_id)
+                        VALUES (gen_random_uuid(), $1, 'k', $2) RETURNING id),
+                  c AS (INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
+                        SELECT gen_random_uuid(), $1, k.id, '{+14155552671}' FROM k RETURNING id, campaign_id)
+             INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
+                                   phone_number, instance_id, outcome, ended_at)
+             SELECT gen_random_uuid(), $1, c.id, c.campaign_id, 1, '+14155552671', gen_random_uuid(),
+                    'completed', now()
+               FROM c",
+        )
+        .bind(o)
+        .bind(c)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(org)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for table in ["campaigns", "contacts", "attempts", "configurations"] {
+        let left: Vec<Uuid> =
+            sqlx::query_scalar(&format!("SELECT DISTINCT organization_id FROM {table}"))
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(left, vec![other], "{table}");
+    }
+}
