@@ -27,6 +27,7 @@ pub const RESULTS_WRITTEN: &str = "dialerd_results_written_total";
 pub const RESULTS_FENCED: &str = "dialerd_results_fenced_total";
 pub const CLAIM_DURATION: &str = "dialerd_claim_duration_seconds";
 pub const CLAIM_BATCH: &str = "dialerd_claim_batch_contacts";
+pub const ATTEMPTS_WRITE: &str = "dialerd_attempts_write_seconds";
 pub const DISPATCH_LAG: &str = "dialerd_dispatch_lag_seconds";
 pub const STATUS_FLIP_DETECTION: &str = "dialerd_status_flip_detection_seconds";
 pub const CAMPAIGNS_ACTIVE: &str = "dialerd_campaigns_active";
@@ -78,6 +79,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(full(CLAIM_DURATION), DB_BUCKETS)?
         .set_buckets_for_metric(full(CLAIM_BATCH), BATCH_BUCKETS)?
+        .set_buckets_for_metric(full(ATTEMPTS_WRITE), DB_BUCKETS)?
         .set_buckets_for_metric(full(DISPATCH_LAG), LAG_BUCKETS)?
         .set_buckets_for_metric(full(CALL_DURATION), CALL_BUCKETS)?
         .set_buckets_for_metric(full(STATUS_FLIP_DETECTION), FLIP_BUCKETS)?
@@ -124,6 +126,11 @@ fn describe() {
         CLAIM_DURATION,
         Unit::Seconds,
         "Time of one claim transaction (all gates checked, rows locked)."
+    );
+    describe_histogram!(
+        ATTEMPTS_WRITE,
+        Unit::Seconds,
+        "Time to write the attempts of one claim, after it and before its calls are placed."
     );
     describe_histogram!(
         CLAIM_BATCH,

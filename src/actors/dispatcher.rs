@@ -31,7 +31,8 @@ pub struct DispatcherState {
     deps: Deps,
     recorder: ActorRef<RecorderMessage>,
     lines: Vec<ActorRef<LineMessage>>,
-    /// Idle line indexes; a line is idle exactly when it has no entry in `busy`.
+    /// Idle line indexes: lines neither in `busy` nor set aside for a call
+    /// whose attempt is being written (`starting`).
     idle: Vec<usize>,
     busy: HashMap<usize, Arc<Call>>,
     /// Lines set aside for claimed calls whose attempts are being written.
@@ -284,13 +285,16 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         match state.idle.pop() {
             Some(index) => lined.push((index, call)),
             // Cannot happen: the claim asked for one contact per idle line.
-            None => tracing::error!("a call was claimed with no idle line; it will be recovered"),
+            // Its claim is recovered when this instance stops.
+            None => tracing::error!("a call was claimed with no idle line"),
         }
     }
     state.starting += lined.len();
     let (pool, owner, me) = (state.deps.pool.clone(), state.deps.instance, myself.clone());
     tokio::spawn(async move {
+        let began = Instant::now();
         let written = dialer::start(&pool, owner, &attempts).await;
+        histogram!(monitoring::ATTEMPTS_WRITE).record(began.elapsed().as_secs_f64());
         // The dispatcher stopped: lease recovery takes the claims back.
         let _ = me.cast(DispatcherMessage::Started(lined, written));
     });
@@ -307,13 +311,13 @@ fn started(
     written: Result<Vec<Uuid>, ClaimFailed>,
 ) {
     state.starting -= calls.len();
-    let written: HashSet<Uuid> = match written {
-        Ok(contacts) => contacts.into_iter().collect(),
+    let (written, failed): (HashSet<Uuid>, bool) = match written {
+        Ok(contacts) => (contacts.into_iter().collect(), false),
         Err(failed) => {
             // Recovered by the next cycle, after the outage's backoff.
             state.stranded.extend(failed.maybe_committed);
             failing(state, &failed.error);
-            HashSet::new()
+            (HashSet::new(), true)
         }
     };
     // Past the drain's deadline every claim was recovered: nothing more is placed.
@@ -322,6 +326,12 @@ fn started(
         if placing && written.contains(&call.request.contact_id) {
             dial(state, index, call);
         } else {
+            // Its campaign stopped since the claim, or its claim was taken
+            // back: the next cycle hands it back if it is still this
+            // instance's (a failure already listed every contact).
+            if !failed {
+                state.stranded.push(call.request.contact_id);
+            }
             free_line(myself, state, index);
         }
     }

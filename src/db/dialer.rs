@@ -67,9 +67,10 @@ pub struct NewAttempt {
     pub agent: AgentFields,
 }
 
-/// A claim that failed. Nothing of it took effect, except when the commit
-/// itself lost its answer: then the claims of `maybe_committed` (contacts
-/// whose attempts were written) may stand, with no call placed for them.
+/// A claim or an attempt write that failed. No call was placed for any of
+/// `maybe_committed`, but their claims (and, for [`start`], some of their
+/// attempts) may stand: a lost commit answer, or a claim whose attempts
+/// were never written. They are for recovery ([`crate::db::recovery`]).
 #[derive(Debug)]
 pub struct ClaimFailed {
     pub error: DbError,
@@ -218,9 +219,11 @@ pub async fn claim<T>(
 }
 
 /// Writes the open attempts of a committed claim, for the contacts `owner`
-/// still holds, and returns those contacts: exactly the calls that may be
-/// placed. A contact whose claim was recovered meanwhile (this instance was
-/// taken for dead) gets no attempt and must not be called.
+/// still holds whose campaign is still active, and returns those contacts:
+/// exactly the calls that may be placed. A contact whose claim was
+/// recovered meanwhile (this instance was taken for dead) gets no attempt
+/// and must not be called; one whose campaign was paused or stopped since
+/// the claim gets none either and is the caller's to hand back.
 ///
 /// The contacts are share-locked while their attempts are written, and
 /// [`release`] takes them exclusively before it checks for open attempts,
@@ -258,11 +261,6 @@ pub struct Attempts {
 }
 
 impl Attempts {
-    /// The claimed contacts, one per attempt.
-    pub fn contacts(&self) -> &[Uuid] {
-        &self.contacts
-    }
-
     fn push(
         &mut self,
         contact: Uuid,
@@ -286,14 +284,21 @@ impl Attempts {
     }
 
     /// Writes the open attempts of the contacts still claimed by `owner` for
-    /// this very attempt; returns those contacts. `created_at` is the moment
-    /// of writing, just before the calls are placed.
+    /// this very attempt, whose campaign is still active; returns those
+    /// contacts. `created_at` is the moment of writing, just before the
+    /// calls are placed. The campaigns are share-locked too, so a pause
+    /// either waits for these attempts or is seen by them: no attempt is
+    /// written after a pause commits.
     async fn insert(&self, pool: &PgPool, owner: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
         sqlx::query_scalar(
-            "WITH mine AS (
+            "WITH live AS (
+                 SELECT k.id FROM campaigns k WHERE k.id = ANY($4) AND k.status = 'active'
+                    FOR SHARE),
+             mine AS (
                  SELECT c.id, c.attempt_count FROM contacts c
                   WHERE c.id = ANY($2) AND c.status = 'in_progress' AND c.owner_instance = $12
-                    FOR SHARE)
+                    AND (c.campaign_id IS NULL OR c.campaign_id IN (SELECT id FROM live))
+                    FOR SHARE OF c)
              INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
                                    agent_id, agent_version, agent_number, agent_config, initial_context,
                                    instance_id, created_at)

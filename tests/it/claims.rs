@@ -218,3 +218,40 @@ async fn attempts_started_after_a_hand_back_began_are_not_written() {
     );
     assert_attempts_accounted(&db.pool).await;
 }
+
+#[tokio::test]
+async fn no_attempt_is_written_once_the_campaign_is_paused() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "paused", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+    assert_eq!(batch.calls.len(), 3);
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
+        .bind(campaign)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let started = dialer::start(&db.pool, owner, &batch.attempts)
+        .await
+        .unwrap();
+    assert!(started.is_empty(), "a call after the pause: {started:?}");
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+    // The dispatcher hands such contacts back as never placed.
+    let ids: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
+    let done = recover(
+        &db.pool,
+        &[owner],
+        Some(&ids),
+        Utc::now(),
+        Interruption::NeverPlaced,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.released, 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM contacts WHERE status = 'pending' AND attempt_count = 0")
+            .await,
+        3
+    );
+    assert_attempts_accounted(&db.pool).await;
+}

@@ -175,6 +175,7 @@ async fn metrics_move_during_a_demo_run_and_pass_promtool() {
         "dialerd_results_written_total",
         "dialerd_claim_duration_seconds_count",
         "dialerd_claim_batch_contacts_count",
+        "dialerd_attempts_write_seconds_count",
         "dialerd_dispatch_lag_seconds_count",
         "dialerd_call_duration_seconds_count",
     ] {
