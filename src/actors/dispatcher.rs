@@ -311,28 +311,31 @@ fn started(
     written: Result<Vec<Uuid>, ClaimFailed>,
 ) {
     state.starting -= calls.len();
-    let (written, failed): (HashSet<Uuid>, bool) = match written {
-        Ok(contacts) => (contacts.into_iter().collect(), false),
+    // `None`: the write failed, and every contact is already listed for
+    // recovery by the next cycle, after the outage's backoff.
+    let written: Option<HashSet<Uuid>> = match written {
+        Ok(contacts) => Some(contacts.into_iter().collect()),
         Err(failed) => {
-            // Recovered by the next cycle, after the outage's backoff.
             state.stranded.extend(failed.maybe_committed);
             failing(state, &failed.error);
-            (HashSet::new(), true)
+            None
         }
     };
     // Past the drain's deadline every claim was recovered: nothing more is placed.
     let placing = !state.deps.hang_up.is_cancelled();
     for (index, call) in calls {
-        if placing && written.contains(&call.request.contact_id) {
-            dial(state, index, call);
-        } else {
-            // Its campaign stopped since the claim, or its claim was taken
-            // back: the next cycle hands it back if it is still this
-            // instance's (a failure already listed every contact).
-            if !failed {
-                state.stranded.push(call.request.contact_id);
+        let contact = call.request.contact_id;
+        match &written {
+            Some(w) if placing && w.contains(&contact) => dial(state, index, call),
+            other => {
+                // Its campaign stopped since the claim, or its claim was
+                // taken back: the next cycle hands it back if it is still
+                // this instance's.
+                if other.is_some() {
+                    state.stranded.push(contact);
+                }
+                free_line(myself, state, index);
             }
-            free_line(myself, state, index);
         }
     }
 }

@@ -199,15 +199,7 @@ pub async fn claim<T>(
         }
     }
     if !unusable.is_empty() {
-        sqlx::query(
-            "UPDATE contacts SET status = 'pending', attempt_count = attempt_count - 1,
-                    owner_instance = NULL, claimed_at = NULL, updated_at = now()
-              WHERE id = ANY($1) AND status = 'in_progress' AND owner_instance = $2",
-        )
-        .bind(&unusable)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
+        hand_back(&mut tx, owner, &unusable).await?;
     }
     if let Err(e) = tx.commit().await {
         return Err(ClaimFailed {
@@ -419,7 +411,19 @@ pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result
         .bind(owner)
         .execute(&mut *tx)
         .await?;
-    let released = sqlx::query(
+    let released = hand_back(&mut tx, owner, contact_ids).await?;
+    tx.commit().await?;
+    Ok(released)
+}
+
+/// The claimed contacts of `owner` among `contact_ids` with no open attempt,
+/// back to `pending` with the attempt their claim counted taken back.
+async fn hand_back(
+    conn: &mut sqlx::PgConnection,
+    owner: Uuid,
+    contact_ids: &[Uuid],
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE contacts c SET status = 'pending',
                 attempt_count = c.attempt_count - (c.status = 'in_progress')::int,
                 owner_instance = NULL, claimed_at = NULL, updated_at = now()
@@ -430,11 +434,9 @@ pub async fn release(pool: &PgPool, owner: Uuid, contact_ids: &[Uuid]) -> Result
     )
     .bind(contact_ids)
     .bind(owner)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(released)
+    .rows_affected())
 }
 
 /// A finished call and the contact's next state.

@@ -4,6 +4,8 @@
 //! `interrupted` and follow the retry policy, so they are never redialed at
 //! once. The same path releases this instance's own claims when it stops.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -74,6 +76,7 @@ pub async fn recover(
     let orphans = claims(pool, Some(owners), contacts).await?;
     let mut done = Recovered::default();
     let mut finished = Vec::new();
+    let mut unplaced: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for orphan in orphans {
         match (orphan.status, orphan.attempt_id) {
             (ContactStatus::InProgress, Some(attempt_id)) => {
@@ -87,8 +90,14 @@ pub async fn recover(
                 finished.push(decide(orphan, attempt_id, report, now))
             }
             // A claim with no open attempt never placed a call.
-            _ => done.released += release(pool, orphan.owner_instance, &[orphan.id]).await?,
+            _ => unplaced
+                .entry(orphan.owner_instance)
+                .or_default()
+                .push(orphan.id),
         }
+    }
+    for (owner, contacts) in unplaced {
+        done.released += release(pool, owner, &contacts).await?;
     }
     if !finished.is_empty() {
         done.interrupted = record(pool, &finished).await?;

@@ -24,9 +24,8 @@ async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
     .unwrap()
 }
 
-/// Claims up to `want` of the campaign's contacts for `owner`; each call is
-/// its contact's id and its attempt's.
-async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uuid, Uuid)> {
+/// The campaign's one gate: contacts with no zone of their own, open.
+fn gates(campaign: Uuid) -> OpenGates {
     let mut gates = OpenGates::default();
     gates.add(
         campaign,
@@ -35,6 +34,13 @@ async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uu
             first_scheduled: false,
         }],
     );
+    gates
+}
+
+/// Claims up to `want` of the campaign's contacts for `owner`; each call is
+/// its contact's id and its attempt's.
+async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uuid, Uuid)> {
+    let gates = gates(campaign);
     dialer::claim(&db.pool, owner, Utc::now(), &gates, want, 1000, |c| {
         let attempt = NewAttempt {
             attempt_id: Uuid::now_v7(),
@@ -45,6 +51,27 @@ async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uu
     })
     .await
     .unwrap()
+}
+
+/// Recovers `owner`'s claims (of `contacts` only, when given) as of now.
+async fn recover_now(
+    pool: &sqlx::PgPool,
+    owner: Uuid,
+    contacts: Option<&[Uuid]>,
+    why: Interruption,
+) -> Recovered {
+    recover(pool, &[owner], contacts, Utc::now(), why)
+        .await
+        .unwrap()
+}
+
+/// Contacts back to `pending`, unclaimed, with no attempt counted.
+async fn handed_back(db: &TestDb) -> i64 {
+    db.count(
+        "SELECT count(*) FROM contacts
+          WHERE status = 'pending' AND attempt_count = 0 AND owner_instance IS NULL",
+    )
+    .await
 }
 
 /// Waits until `n` sessions of the test database wait on a lock.
@@ -78,15 +105,7 @@ async fn a_claim_whose_attempts_were_never_written_goes_back_uncounted() {
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
 
     // The owner stopped before writing the attempts: no call was placed.
-    let done = recover(
-        &db.pool,
-        &[owner],
-        None,
-        Utc::now(),
-        Interruption::OwnerStopped,
-    )
-    .await
-    .unwrap();
+    let done = recover_now(&db.pool, owner, None, Interruption::OwnerStopped).await;
     assert_eq!(
         done,
         Recovered {
@@ -94,14 +113,7 @@ async fn a_claim_whose_attempts_were_never_written_goes_back_uncounted() {
             interrupted: 0
         }
     );
-    assert_eq!(
-        db.count(
-            "SELECT count(*) FROM contacts
-              WHERE status = 'pending' AND attempt_count = 0 AND owner_instance IS NULL"
-        )
-        .await,
-        5
-    );
+    assert_eq!(handed_back(&db).await, 5);
     // A start that comes after writes nothing: the contacts are no longer held.
     let started = dialer::start(&db.pool, owner, &batch.attempts)
         .await
@@ -140,16 +152,10 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     lock_waits(&db, 1).await;
     // Recovery sees claims with no attempt yet, and must wait for the start.
     let pool = db.pool.clone();
-    let recovery = tokio::spawn(async move {
-        recover(
-            &pool,
-            &[owner],
-            None,
-            Utc::now(),
-            Interruption::OwnerStopped,
-        )
-        .await
-    });
+    let recovery =
+        tokio::spawn(
+            async move { recover_now(&pool, owner, None, Interruption::OwnerStopped).await },
+        );
     lock_waits(&db, 2).await;
     blocker.rollback().await.unwrap();
 
@@ -158,7 +164,7 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     let mut claimed: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
     claimed.sort();
     assert_eq!(started, claimed, "every call may be placed");
-    let done = recovery.await.unwrap().unwrap();
+    let done = recovery.await.unwrap();
     assert_eq!(done, Recovered::default(), "nothing handed back");
     assert_eq!(
         db.count(
@@ -170,15 +176,7 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     );
 
     // Calls under way are recovered as interrupted, as for any stopped owner.
-    let done = recover(
-        &db.pool,
-        &[owner],
-        None,
-        Utc::now(),
-        Interruption::OwnerStopped,
-    )
-    .await
-    .unwrap();
+    let done = recover_now(&db.pool, owner, None, Interruption::OwnerStopped).await;
     assert_eq!(done.interrupted, 3);
     assert_attempts_accounted(&db.pool).await;
 }
@@ -211,11 +209,7 @@ async fn attempts_started_after_a_hand_back_began_are_not_written() {
     let started = start.await.unwrap().unwrap();
     assert!(started.is_empty(), "no call may be placed: {started:?}");
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
-    assert_eq!(
-        db.count("SELECT count(*) FROM contacts WHERE status = 'pending' AND attempt_count = 0")
-            .await,
-        3
-    );
+    assert_eq!(handed_back(&db).await, 3);
     assert_attempts_accounted(&db.pool).await;
 }
 
@@ -238,20 +232,30 @@ async fn no_attempt_is_written_once_the_campaign_is_paused() {
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
     // The dispatcher hands such contacts back as never placed.
     let ids: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
-    let done = recover(
+    let done = recover_now(&db.pool, owner, Some(&ids), Interruption::NeverPlaced).await;
+    assert_eq!(done.released, 3);
+    assert_eq!(handed_back(&db).await, 3);
+    assert_attempts_accounted(&db.pool).await;
+}
+
+#[tokio::test]
+async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "unusable", 3).await;
+    let gates = gates(campaign);
+    // No call can be made of any of them (as when no number is usable).
+    let batch = dialer::claim(
         &db.pool,
-        &[owner],
-        Some(&ids),
+        Uuid::now_v7(),
         Utc::now(),
-        Interruption::NeverPlaced,
+        &gates,
+        3,
+        1000,
+        |_| None::<((), NewAttempt)>,
     )
     .await
     .unwrap();
-    assert_eq!(done.released, 3);
-    assert_eq!(
-        db.count("SELECT count(*) FROM contacts WHERE status = 'pending' AND attempt_count = 0")
-            .await,
-        3
-    );
-    assert_attempts_accounted(&db.pool).await;
+    assert!(batch.calls.is_empty());
+    assert_eq!(handed_back(&db).await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
 }
