@@ -92,6 +92,10 @@ pub fn engine_deps(
         clock,
         telephony: Arc::new(telephony),
         settings: settings.dialer.clone(),
+        backlog_every: settings
+            .metrics
+            .enabled
+            .then(|| Duration::from_secs(settings.metrics.backlog_seconds)),
         instance: Uuid::now_v7(),
         hang_up: CancellationToken::new(),
     })

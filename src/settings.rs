@@ -83,6 +83,8 @@ pub struct HttpSettings {
 pub struct MetricsSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Seconds between recounts of the due backlog (`dialerd_contacts_due`).
+    pub backlog_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -204,6 +206,12 @@ impl Settings {
             1,
             3600,
         )?;
+        check(
+            "metrics.backlog_seconds",
+            self.metrics.backlog_seconds,
+            1,
+            3600,
+        )?;
         let d = &self.dialer;
         check("dialer.lines", d.lines, 1, 200_000)?;
         check(
@@ -305,5 +313,22 @@ mod tests {
             .unwrap();
         s.validate().unwrap();
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_backlog_recount_interval_out_of_range_is_refused_by_name() {
+        let mut s: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        for bad in [0, 3601] {
+            s.metrics.backlog_seconds = bad;
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("metrics.backlog_seconds"), "{e}");
+        }
+        s.metrics.backlog_seconds = 1;
+        s.validate().unwrap();
     }
 }

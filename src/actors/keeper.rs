@@ -1,10 +1,12 @@
 //! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
-//! recovers the claims of instances whose lease ran out, and every
-//! `dialer.vacuum_seconds` vacuums the queue tables, in a task of its own so
-//! a long vacuum never holds up the lease. Supervised by
-//! the supervisor, which restarts it when it fails; a database outage only
-//! delays it.
+//! recovers the claims of instances whose lease ran out, every
+//! `dialer.vacuum_seconds` vacuums the queue tables, and every
+//! `metrics.backlog_seconds` recounts the due backlog for its gauge. The
+//! vacuum and the count run in tasks of their own, so neither ever holds
+//! up the lease. Supervised by the supervisor, which restarts it when it
+//! fails; a database outage only delays it.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
@@ -13,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::{Deps, Outage};
 use crate::db::recovery::Interruption;
-use crate::db::{instances, recovery};
+use crate::db::{instances, recovery, stats};
 use crate::monitoring;
 
 pub struct Keeper;
@@ -21,13 +23,49 @@ pub struct Keeper;
 pub struct KeeperState {
     deps: Deps,
     outage: Outage,
-    last_vacuum: Instant,
-    vacuum: Option<JoinHandle<()>>,
+    vacuum: Chore,
+    backlog: Chore,
 }
 
 pub enum KeeperMessage {
     /// Heartbeat, then recover dead instances' claims.
     Beat,
+}
+
+/// Work the keeper starts on its beat at most every `every`, in a task of
+/// its own; never two at once.
+struct Chore {
+    every: Option<Duration>,
+    last: Option<Instant>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Chore {
+    /// `None`: never. `first_now`: on the first beat, else after `every`.
+    fn new(every: Option<Duration>, first_now: bool) -> Self {
+        Chore {
+            every,
+            last: (!first_now).then(Instant::now),
+            task: None,
+        }
+    }
+
+    fn maybe_run<F: Future<Output = ()> + Send + 'static>(&mut self, work: impl FnOnce() -> F) {
+        let Some(every) = self.every else { return };
+        if self.last.is_some_and(|t| t.elapsed() < every)
+            || self.task.as_ref().is_some_and(|t| !t.is_finished())
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.task = Some(tokio::spawn(work()));
+    }
+
+    fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Actor for Keeper {
@@ -44,11 +82,13 @@ impl Actor for Keeper {
             KeeperMessage::Beat
         });
         myself.cast(KeeperMessage::Beat)?;
+        let vacuum_every = (deps.settings.vacuum_seconds > 0)
+            .then(|| Duration::from_secs(deps.settings.vacuum_seconds));
         Ok(KeeperState {
+            vacuum: Chore::new(vacuum_every, false),
+            backlog: Chore::new(deps.backlog_every, true),
             deps,
             outage: Outage::default(),
-            last_vacuum: Instant::now(),
-            vacuum: None,
         })
     }
 
@@ -58,7 +98,9 @@ impl Actor for Keeper {
         _: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        maybe_vacuum(state);
+        let pool = &state.deps.pool;
+        state.vacuum.maybe_run(|| vacuum(pool.clone()));
+        state.backlog.maybe_run(|| count_backlog(pool.clone()));
         match beat(&state.deps).await {
             Ok(()) => state.outage.recovered("heartbeat and recovery"),
             Err(e) => state.outage.failed("heartbeat and recovery", &e),
@@ -71,33 +113,30 @@ impl Actor for Keeper {
         _: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(vacuum) = state.vacuum.take() {
-            vacuum.abort();
-        }
+        state.vacuum.abort();
+        state.backlog.abort();
         Ok(())
     }
 }
 
-fn maybe_vacuum(state: &mut KeeperState) {
-    let every = state.deps.settings.vacuum_seconds;
-    if every == 0 || state.last_vacuum.elapsed() < Duration::from_secs(every) {
-        return;
-    }
-    if state.vacuum.as_ref().is_some_and(|v| !v.is_finished()) {
-        return;
-    }
-    state.last_vacuum = Instant::now();
-    let pool = state.deps.pool.clone();
-    state.vacuum = Some(tokio::spawn(async move {
-        let began = Instant::now();
-        match instances::vacuum(&pool).await {
-            Ok(done) => {
-                let took_ms = began.elapsed().as_millis() as u64;
-                tracing::debug!(done, took_ms, "vacuumed the queue tables");
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
+async fn vacuum(pool: sqlx::PgPool) {
+    let began = Instant::now();
+    match instances::vacuum(&pool).await {
+        Ok(done) => {
+            let took_ms = began.elapsed().as_millis() as u64;
+            tracing::debug!(done, took_ms, "vacuumed the queue tables");
         }
-    }));
+        Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
+    }
+}
+
+/// The gauge keeps its last value when the count fails (an outage is
+/// already reported by the heartbeat).
+async fn count_backlog(pool: sqlx::PgPool) {
+    match stats::due_backlog(&pool).await {
+        Ok(n) => gauge!(monitoring::CONTACTS_DUE).set(n as f64),
+        Err(e) => tracing::debug!(error = %e, "cannot count the due backlog"),
+    }
 }
 
 async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
@@ -130,6 +169,69 @@ async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
         );
     }
     instances::forget_dead(&deps.pool).await?;
-    gauge!(monitoring::CONTACTS_DUE).set(crate::db::stats::due_backlog(&deps.pool).await? as f64);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// Starts a chore that counts its runs and takes `busy` to finish.
+    fn run(chore: &mut Chore, runs: &Arc<AtomicU32>, busy: Duration) {
+        let runs = runs.clone();
+        chore.maybe_run(|| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(busy).await;
+        });
+    }
+
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chore_runs_at_most_every_interval_and_never_twice_at_once() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let every = Duration::from_millis(200);
+
+        // First on the first beat: once, not again within the interval.
+        let mut chore = Chore::new(Some(every), true);
+        run(&mut chore, &runs, Duration::ZERO);
+        settle().await;
+        run(&mut chore, &runs, Duration::ZERO);
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(every).await;
+        run(&mut chore, &runs, Duration::from_secs(3600));
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // Past the interval but the last run is still going: not again.
+        tokio::time::sleep(every).await;
+        run(&mut chore, &runs, Duration::ZERO);
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        chore.abort();
+        settle().await;
+        run(&mut chore, &runs, Duration::ZERO);
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+
+        // Not on the first beat when asked so, and never without an interval.
+        let mut later = Chore::new(Some(every), false);
+        let mut never = Chore::new(None, true);
+        run(&mut later, &runs, Duration::ZERO);
+        run(&mut never, &runs, Duration::ZERO);
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        tokio::time::sleep(every).await;
+        run(&mut later, &runs, Duration::ZERO);
+        run(&mut never, &runs, Duration::ZERO);
+        settle().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+    }
 }

@@ -45,6 +45,9 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub telephony: Arc<Telephony>,
     pub settings: DialerSettings,
+    /// How often the keeper recounts the due backlog for its gauge; `None`
+    /// when metrics are not served.
+    pub backlog_every: Option<Duration>,
     /// This daemon's id as a claim owner.
     pub instance: Uuid,
     /// Cancelled once a drain has released every claim: calls still on the
