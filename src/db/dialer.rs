@@ -152,7 +152,7 @@ pub async fn claim<T>(
         })
         .collect();
     let fair = fair_rooms(global_limit, &loads);
-    let mut claimed = Vec::new();
+    let mut taken = Taken::default();
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
         .iter()
         .zip(&loads)
@@ -167,24 +167,32 @@ pub async fn claim<T>(
             )
         })
         .collect();
-    let free = fill(&mut tx, owner, now, gates, free, &mut hungry, &mut claimed).await?;
-    // Second pass: what the fair shares left over, up to each organization's own limit.
+    let free = fill(&mut tx, owner, now, gates, free, &mut hungry, &mut taken).await?;
+    // Second pass: what the fair shares left over, up to each organization's
+    // own limit, for organizations that may have more due (not those that
+    // found fewer contacts than they asked for).
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
         .iter()
         .zip(&loads)
+        .filter(|(o, _)| !taken.dry.contains(&o.id))
         .map(|(o, l)| {
-            let taken = claimed.iter().filter(|c| c.organization_id == o.id).count() as u32;
+            let got = taken
+                .claimed
+                .iter()
+                .filter(|c| c.organization_id == o.id)
+                .count() as u32;
             (
                 o.id,
                 Claimant {
                     limit: l.limit,
-                    room: l.limit.saturating_sub(l.active + taken),
+                    room: l.limit.saturating_sub(l.active + got),
                 },
             )
         })
         .collect();
-    fill(&mut tx, owner, now, gates, free, &mut hungry, &mut claimed).await?;
+    fill(&mut tx, owner, now, gates, free, &mut hungry, &mut taken).await?;
 
+    let claimed = taken.claimed;
     let mut calls = Vec::with_capacity(claimed.len());
     let mut attempts = Attempts::default();
     let mut unusable = Vec::new();
@@ -321,9 +329,17 @@ impl Attempts {
     }
 }
 
+/// What a claim's passes took, and the organizations found to have no more
+/// due contacts.
+#[derive(Default)]
+struct Taken {
+    claimed: Vec<Claimed>,
+    dry: Vec<Uuid>,
+}
+
 /// Shares `free` slots among `hungry` organizations, claiming each one's
 /// share; one that finds fewer contacts than its share gives the rest back
-/// to the others. Returns the slots left.
+/// to the others and is marked dry. Returns the slots left.
 async fn fill(
     tx: &mut Transaction<'_, Postgres>,
     owner: Uuid,
@@ -331,7 +347,7 @@ async fn fill(
     gates: &OpenGates,
     mut free: u32,
     hungry: &mut Vec<(Uuid, Claimant)>,
-    claimed: &mut Vec<Claimed>,
+    taken: &mut Taken,
 ) -> Result<u32, sqlx::Error> {
     hungry.retain(|(_, c)| c.room > 0);
     while free > 0 && !hungry.is_empty() {
@@ -344,14 +360,16 @@ async fn fill(
                 continue;
             }
             let rows = claim_in_org(tx, owner, org, now, gates, n).await?;
-            let taken = rows.len() as u32;
-            got_any |= taken > 0;
-            free -= taken;
-            claimant.room -= taken;
-            if taken == n && claimant.room > 0 {
+            let got = rows.len() as u32;
+            got_any |= got > 0;
+            free -= got;
+            claimant.room -= got;
+            if got < n {
+                taken.dry.push(org);
+            } else if claimant.room > 0 {
                 still_hungry.push((org, claimant));
             }
-            claimed.extend(rows);
+            taken.claimed.extend(rows);
         }
         *hungry = still_hungry;
         if !got_any {
