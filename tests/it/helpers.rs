@@ -9,7 +9,6 @@ use dialerd::app::Running;
 use dialerd::settings::Settings;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -58,11 +57,14 @@ impl TestDb {
             .unwrap();
         admin.close().await.unwrap();
         let url = with_database(&admin_url(), &name);
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect(&url)
-            .await
-            .unwrap();
+        // The daemon's own pool, with its session settings.
+        let pool = dialerd::db::connect(&dialerd::settings::DatabaseSettings {
+            url: url.clone(),
+            max_connections: 10,
+            acquire_timeout_seconds: 30,
+        })
+        .await
+        .unwrap();
         dialerd::db::migrate(&pool, &url).await.unwrap();
         TestDb { pool, url, name }
     }
