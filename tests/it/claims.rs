@@ -333,3 +333,61 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
         ["Australia/Perth"]
     );
 }
+
+/// Whether an organization has due work is asked group by group (priority,
+/// then fresh before retries): a first group with nothing due yet must not
+/// hide a later group's due contacts, and groups come in dialing order.
+#[tokio::test]
+async fn due_work_in_a_later_group_is_found_and_claimed() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "groups", 6).await;
+    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+        .bind(campaign)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    // Fresh contacts all due tomorrow; two retries due now; one claimed
+    // contact of a higher priority, which is not waiting.
+    sqlx::query(
+        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
+         UPDATE contacts c SET
+                next_attempt_at = CASE WHEN z.k IN (2, 5) THEN now() - interval '1 minute'
+                                       ELSE now() + interval '1 day' END,
+                attempt_count = CASE WHEN z.k IN (2, 5) THEN 1 ELSE 0 END,
+                priority = CASE WHEN z.k = 6 THEN 7 ELSE c.priority END,
+                status = CASE WHEN z.k = 6 THEN 'in_progress'::contact_status ELSE c.status END,
+                owner_instance = CASE WHEN z.k = 6 THEN $1 END,
+                claimed_at = CASE WHEN z.k = 6 THEN now() END
+           FROM z WHERE c.id = z.id",
+    )
+    .bind(campaign)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let groups: Vec<(i32, bool)> = sqlx::query_as("SELECT * FROM dialing_groups($1)")
+        .bind(org)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(groups, [(1, false), (1, true)]);
+    let batch = claim(&db, Uuid::now_v7(), campaign, 5).await;
+    assert_eq!(batch.calls.len(), 2, "the two due retries");
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts WHERE status = 'in_progress' AND attempt_count = 2"
+        )
+        .await,
+        2
+    );
+    // Nothing due any more: no claim, and no group of another organization.
+    assert!(claim(&db, Uuid::now_v7(), campaign, 5)
+        .await
+        .calls
+        .is_empty());
+    let none: Vec<(i32, bool)> = sqlx::query_as("SELECT * FROM dialing_groups($1)")
+        .bind(Uuid::now_v7())
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
