@@ -124,7 +124,7 @@ pub async fn claim<T>(
         .await?;
     // Active calls of every organization, and in all, from one scan; only
     // organizations with due work are listed (none: nothing to claim),
-    // asked group by group of `dialing_groups` so that the answer "none"
+    // asked by `has_due_work` group by group, so that the answer "none"
     // costs one index probe per group, not a read of every waiting contact.
     let orgs: Vec<OrgRoom> = sqlx::query_as(
         "WITH busy AS (
@@ -133,12 +133,7 @@ pub async fn claim<T>(
          SELECT o.id, o.concurrency_limit, coalesce(b.n, 0) AS active,
                 (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active
            FROM organizations o LEFT JOIN busy b ON b.organization_id = o.id
-          WHERE EXISTS (SELECT 1 FROM dialing_groups(o.id) g
-                         WHERE EXISTS (SELECT 1 FROM contacts c
-                                        WHERE c.organization_id = o.id AND c.status = 'pending'
-                                          AND c.priority = g.group_priority
-                                          AND (c.attempt_count > 0) = g.group_retry
-                                          AND c.next_attempt_at <= $1))",
+          WHERE has_due_work(o.id, $1)",
     )
     .bind(now)
     .fetch_all(&mut *tx)

@@ -336,7 +336,7 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
 
 /// Whether an organization has due work is asked group by group (priority,
 /// then fresh before retries): a first group with nothing due yet must not
-/// hide a later group's due contacts, and groups come in dialing order.
+/// hide a later group's due contacts.
 #[tokio::test]
 async fn due_work_in_a_later_group_is_found_and_claimed() {
     let db = TestDb::new().await;
@@ -364,12 +364,18 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let groups: Vec<(i32, bool)> = sqlx::query_as("SELECT * FROM dialing_groups($1)")
-        .bind(org)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(groups, [(1, false), (1, true)]);
+    let due_work = |at: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(&format!("SELECT has_due_work($1, {at})"))
+                .bind(org)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(due_work("now()").await);
+    assert!(!due_work("now() - interval '1 hour'").await);
     let batch = claim(&db, Uuid::now_v7(), campaign, 5).await;
     assert_eq!(batch.calls.len(), 2, "the two due retries");
     assert_eq!(
@@ -379,15 +385,18 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
         .await,
         2
     );
-    // Nothing due any more: no claim, and no group of another organization.
+    // Nothing due any more, until the fresh contacts' time; nothing at all
+    // for an organization with no contacts.
+    assert!(!due_work("now()").await);
     assert!(claim(&db, Uuid::now_v7(), campaign, 5)
         .await
         .calls
         .is_empty());
-    let none: Vec<(i32, bool)> = sqlx::query_as("SELECT * FROM dialing_groups($1)")
+    assert!(due_work("now() + interval '2 days'").await);
+    let none: bool = sqlx::query_scalar("SELECT has_due_work($1, now())")
         .bind(Uuid::now_v7())
-        .fetch_all(&db.pool)
+        .fetch_one(&db.pool)
         .await
         .unwrap();
-    assert!(none.is_empty());
+    assert!(!none);
 }
