@@ -24,9 +24,12 @@ BEGIN
         RETURN false;
     END IF;
     LOOP
+        -- "= (SELECT r)", not "= r": compared with a constant, the planner
+        -- rewrites the test to "attempt_count <= 0", which no longer matches
+        -- the index's column, and the due time stops bounding the scan.
         IF EXISTS (SELECT 1 FROM contacts c
                     WHERE c.organization_id = org AND c.status = 'pending' AND c.priority = p
-                      AND (c.attempt_count > 0) = r AND c.next_attempt_at <= due_by) THEN
+                      AND (c.attempt_count > 0) = (SELECT r) AND c.next_attempt_at <= due_by) THEN
             RETURN true;
         END IF;
         -- The next group: this priority's retries after its fresh contacts...
