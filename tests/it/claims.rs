@@ -75,6 +75,11 @@ async fn handed_back(db: &TestDb) -> i64 {
     .await
 }
 
+/// Runs `sql` with `$1` bound to `id`.
+async fn exec(db: &TestDb, sql: &str, id: Uuid) {
+    sqlx::query(sql).bind(id).execute(&db.pool).await.unwrap();
+}
+
 /// Waits until `n` sessions of the test database wait on a lock.
 async fn lock_waits(db: &TestDb, n: i64) {
     eventually(10, "sessions waiting on a lock", || async {
@@ -221,11 +226,12 @@ async fn no_attempt_is_written_once_the_campaign_is_paused() {
     let owner = Uuid::now_v7();
     let batch = claim(&db, owner, campaign, 3).await;
     assert_eq!(batch.calls.len(), 3);
-    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
-        .bind(campaign)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    exec(
+        &db,
+        "UPDATE campaigns SET status = 'paused' WHERE id = $1",
+        campaign,
+    )
+    .await;
     let started = dialer::start(&db.pool, owner, &batch.attempts)
         .await
         .unwrap();
@@ -272,23 +278,23 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     // Zones by contact (ordered by id): three waiting zones, one repeated,
     // two contacts with none; one zone only on a finished contact and one
     // only on a claimed one.
-    sqlx::query(
+    exec(
+        &db,
         "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
          UPDATE contacts c SET timezone = (ARRAY['Europe/Paris', 'America/New_York', 'Europe/Paris',
                                                  'Asia/Tokyo', NULL, NULL, 'Africa/Cairo', 'Pacific/Auckland',
                                                  'America/New_York', 'Asia/Tokyo', 'Europe/Paris', NULL])[z.k],
                 status = CASE z.k WHEN 7 THEN 'completed'::contact_status ELSE c.status END
            FROM z WHERE c.id = z.id",
+        campaign,
     )
-    .bind(campaign)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE contacts SET timezone = 'Australia/Perth' WHERE campaign_id = $1")
-        .bind(other)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    .await;
+    exec(
+        &db,
+        "UPDATE contacts SET timezone = 'Australia/Perth' WHERE campaign_id = $1",
+        other,
+    )
+    .await;
     let owner = Uuid::now_v7();
     sqlx::query(
         "UPDATE contacts SET status = 'in_progress', owner_instance = $2, claimed_at = now()
@@ -307,23 +313,21 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     );
 
     // With no contact lacking a zone, no "" gate; with none waiting, none at all.
-    sqlx::query(
+    exec(
+        &db,
         "UPDATE contacts SET status = 'completed' WHERE campaign_id = $1 AND timezone IS NULL",
+        campaign,
     )
-    .bind(campaign)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let mut zones = dialer::pending_zones(&db.pool, campaign).await.unwrap();
     zones.sort();
     assert_eq!(zones, ["America/New_York", "Asia/Tokyo", "Europe/Paris"]);
-    sqlx::query(
+    exec(
+        &db,
         "UPDATE contacts SET status = 'completed' WHERE campaign_id = $1 AND status = 'pending'",
+        campaign,
     )
-    .bind(campaign)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     assert!(dialer::pending_zones(&db.pool, campaign)
         .await
         .unwrap()
@@ -348,7 +352,8 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
         .unwrap();
     // Fresh contacts all due tomorrow; two retries due now; one claimed
     // contact of a higher priority, which is not waiting.
-    sqlx::query(
+    exec(
+        &db,
         "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
          UPDATE contacts c SET
                 next_attempt_at = CASE WHEN z.k IN (2, 5) THEN now() - interval '1 minute'
@@ -359,11 +364,9 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
                 owner_instance = CASE WHEN z.k = 6 THEN $1 END,
                 claimed_at = CASE WHEN z.k = 6 THEN now() END
            FROM z WHERE c.id = z.id",
+        campaign,
     )
-    .bind(campaign)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let due_work = |at: &'static str| {
         let pool = db.pool.clone();
         async move {
