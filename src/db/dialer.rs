@@ -1,6 +1,8 @@
 //! The dialing engine's statements: claiming due contacts under every gate,
 //! starting attempts, and recording results, each fenced by claim owner.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -57,6 +59,9 @@ struct OrgRoom {
     concurrency_limit: i32,
     active: i64,
     all_active: i64,
+    /// The first group of its waiting contacts with one due.
+    group_priority: i32,
+    group_retry: bool,
 }
 
 /// The attempt to write for a claimed contact: the call about to be placed.
@@ -123,17 +128,20 @@ pub async fn claim<T>(
         .execute(&mut *tx)
         .await?;
     // Active calls of every organization, and in all, from one scan; only
-    // organizations with due work are listed (none: nothing to claim),
-    // asked by `has_due_work` group by group, so that the answer "none"
-    // costs one index probe per group, not a read of every waiting contact.
+    // organizations with due work are listed (none: nothing to claim), with
+    // their first (priority, retry) group that has some, found by
+    // `next_due_group` one index probe per group, not by a read of every
+    // waiting contact.
     let orgs: Vec<OrgRoom> = sqlx::query_as(
         "WITH busy AS (
              SELECT organization_id, count(*) AS n FROM contacts
               WHERE status IN ('locked', 'in_progress') GROUP BY organization_id)
          SELECT o.id, o.concurrency_limit, coalesce(b.n, 0) AS active,
-                (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active
+                (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active,
+                g.group_priority, g.group_retry
            FROM organizations o LEFT JOIN busy b ON b.organization_id = o.id
-          WHERE has_due_work(o.id, $1)",
+                CROSS JOIN LATERAL next_due_group(o.id, $1, NULL, NULL) g
+          WHERE g.group_priority IS NOT NULL",
     )
     .bind(now)
     .fetch_all(&mut *tx)
@@ -153,7 +161,13 @@ pub async fn claim<T>(
         })
         .collect();
     let fair = fair_rooms(global_limit, &loads);
-    let mut taken = Taken::default();
+    let mut taken = Taken {
+        claimed: Vec::new(),
+        groups: orgs
+            .iter()
+            .map(|o| (o.id, (o.group_priority, o.group_retry)))
+            .collect(),
+    };
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
         .iter()
         .zip(&loads)
@@ -175,7 +189,7 @@ pub async fn claim<T>(
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
         .iter()
         .zip(&loads)
-        .filter(|(o, _)| !taken.dry.contains(&o.id))
+        .filter(|(o, _)| taken.groups.contains_key(&o.id))
         .map(|(o, l)| {
             let got = taken
                 .claimed
@@ -330,17 +344,17 @@ impl Attempts {
     }
 }
 
-/// What a claim's passes took, and the organizations found to have no more
-/// due contacts.
-#[derive(Default)]
+/// What a claim's passes took, and where each organization's due contacts
+/// go on: the (priority, retry) group to claim from next. An organization
+/// found to have no more due contacts has none.
 struct Taken {
     claimed: Vec<Claimed>,
-    dry: Vec<Uuid>,
+    groups: HashMap<Uuid, (i32, bool)>,
 }
 
 /// Shares `free` slots among `hungry` organizations, claiming each one's
 /// share; one that finds fewer contacts than its share gives the rest back
-/// to the others and is marked dry. Returns the slots left.
+/// to the others and has no more due. Returns the slots left.
 async fn fill(
     tx: &mut Transaction<'_, Postgres>,
     owner: Uuid,
@@ -360,17 +374,13 @@ async fn fill(
                 still_hungry.push((org, claimant));
                 continue;
             }
-            let rows = claim_in_org(tx, owner, org, now, gates, n).await?;
-            let got = rows.len() as u32;
+            let got = claim_in_org(tx, owner, org, now, gates, n, taken).await?;
             got_any |= got > 0;
             free -= got;
             claimant.room -= got;
-            if got < n {
-                taken.dry.push(org);
-            } else if claimant.room > 0 {
+            if got == n && claimant.room > 0 {
                 still_hungry.push((org, claimant));
             }
-            taken.claimed.extend(rows);
         }
         *hungry = still_hungry;
         if !got_any {
@@ -380,6 +390,9 @@ async fn fill(
     Ok(free)
 }
 
+/// Claims up to `n` due contacts of `org` into `taken`, group by group
+/// from its next group on; returns how many. Fewer than `n`: the
+/// organization has no more due, and its group is removed.
 async fn claim_in_org(
     tx: &mut Transaction<'_, Postgres>,
     owner: Uuid,
@@ -387,11 +400,51 @@ async fn claim_in_org(
     now: DateTime<Utc>,
     gates: &OpenGates,
     n: u32,
+    taken: &mut Taken,
+) -> Result<u32, sqlx::Error> {
+    let mut got = 0;
+    while let Some(&(priority, retry)) = taken.groups.get(&org) {
+        let rows = claim_in_group(tx, owner, org, now, gates, (priority, retry), n - got).await?;
+        got += rows.len() as u32;
+        taken.claimed.extend(rows);
+        if got == n {
+            break;
+        }
+        // This group has no more due: on to the next that has.
+        let (p, r): (Option<i32>, Option<bool>) =
+            sqlx::query_as("SELECT * FROM next_due_group($1, $2, $3, $4)")
+                .bind(org)
+                .bind(now)
+                .bind(priority)
+                .bind(retry)
+                .fetch_one(&mut **tx)
+                .await?;
+        match p.zip(r) {
+            Some(next) => taken.groups.insert(org, next),
+            None => taken.groups.remove(&org),
+        };
+    }
+    Ok(got)
+}
+
+/// Claims up to `n` due contacts of `org` in one (priority, retry) group,
+/// which pins the index scan to contacts in due order: it stops at the
+/// first one not yet due.
+async fn claim_in_group(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    org: Uuid,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+    (priority, retry): (i32, bool),
+    n: u32,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
+    // "= (SELECT $9)": see next_due_group (migrations) for why not "= $9".
     sqlx::query_as(
         "WITH due AS (
              SELECT c.id FROM contacts c
               WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at <= $2
+                AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
                 AND (c.campaign_id IS NULL
                      OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
                            IN (SELECT * FROM unnest($3::uuid[], $4::text[], $5::bool[]))
@@ -413,6 +466,8 @@ async fn claim_in_org(
     .bind(&gates.first_scheduled)
     .bind(i64::from(n))
     .bind(owner)
+    .bind(priority)
+    .bind(retry)
     .fetch_all(&mut **tx)
     .await
 }

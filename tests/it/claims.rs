@@ -370,11 +370,13 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
     let due_work = |at: &'static str| {
         let pool = db.pool.clone();
         async move {
-            sqlx::query_scalar::<_, bool>(&format!("SELECT has_due_work($1, {at})"))
-                .bind(org)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar::<_, bool>(&format!(
+                "SELECT group_priority IS NOT NULL FROM next_due_group($1, {at}, NULL, NULL)"
+            ))
+            .bind(org)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         }
     };
     assert!(due_work("now()").await);
@@ -396,10 +398,59 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
         .calls
         .is_empty());
     assert!(due_work("now() + interval '2 days'").await);
-    let none: bool = sqlx::query_scalar("SELECT has_due_work($1, now())")
-        .bind(Uuid::now_v7())
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let none: bool = sqlx::query_scalar(
+        "SELECT group_priority IS NOT NULL FROM next_due_group($1, now(), NULL, NULL)",
+    )
+    .bind(Uuid::now_v7())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert!(!none);
+}
+
+#[tokio::test]
+async fn a_claim_goes_group_by_group_in_dialing_order() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "order", 8).await;
+    // k = 1..8 by id: priority 9 fresh (1 due, 2 tomorrow), priority 9
+    // retries (3, 4 due), priority 5 fresh (5, 6 due, 6 the earlier; 7, 8
+    // tomorrow).
+    exec(
+        &db,
+        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
+         UPDATE contacts c SET
+                priority = CASE WHEN z.k <= 4 THEN 9 ELSE 5 END,
+                attempt_count = CASE WHEN z.k IN (3, 4) THEN 1 ELSE 0 END,
+                next_attempt_at = CASE WHEN z.k IN (2, 7, 8) THEN now() + interval '1 day'
+                                       ELSE now() - z.k * interval '1 minute' END
+           FROM z WHERE c.id = z.id",
+        campaign,
+    )
+    .await;
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id")
+            .bind(campaign)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let claimed = |batch: Batch<(Uuid, Uuid)>| {
+        let mut got: Vec<usize> = batch
+            .calls
+            .iter()
+            .map(|(c, _)| ids.iter().position(|i| i == c).unwrap() + 1)
+            .collect();
+        got.sort_unstable();
+        got
+    };
+    // The due one of the first group, both of the second, and the earlier
+    // of the third's (6 is due earlier than 5).
+    let first = claimed(claim(&db, Uuid::now_v7(), campaign, 4).await);
+    assert_eq!(first, vec![1, 3, 4, 6]);
+    // The rest of what is due, and nothing due tomorrow.
+    let second = claimed(claim(&db, Uuid::now_v7(), campaign, 10).await);
+    assert_eq!(second, vec![5]);
+    assert!(claim(&db, Uuid::now_v7(), campaign, 10)
+        .await
+        .calls
+        .is_empty());
 }
