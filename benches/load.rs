@@ -2,7 +2,7 @@
 //! on a database of its own (`dialerd_bench`, dropped and made anew).
 //!
 //! ```text
-//! cargo bench --bench load -- throughput [--contacts 800000] [--lines 1000] [--warmup 10] [--seconds 60]
+//! cargo bench --bench load -- throughput [--contacts 1200000] [--lines 1000] [--warmup 10] [--seconds 60]
 //! cargo bench --bench load -- pause [--flips 20] [--polling-only]
 //! cargo bench --bench load -- lag [--rate 600] [--seconds 60] [--lines 1000]
 //! cargo bench --bench load -- lines [--lines 10000]
@@ -226,7 +226,7 @@ fn claim_histograms(handle: &PrometheusHandle) -> [(f64, f64); 2] {
 }
 
 async fn throughput(a: &Args) -> anyhow::Result<()> {
-    let contacts = a.contacts.unwrap_or(800_000);
+    let contacts = a.contacts.unwrap_or(1_200_000);
     let metrics = dialerd::monitoring::install()?;
     let (pool, url) = fresh(&a.url).await?;
     seed(&pool, contacts, 10_000).await?;
