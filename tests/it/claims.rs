@@ -406,15 +406,6 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
     .await
     .unwrap();
     assert!(!none);
-    // Its statements keep custom plans (bounded by the due time) whatever
-    // the session's plan_cache_mode, as behind a pooler.
-    let config: Vec<String> = sqlx::query_scalar(
-        "SELECT unnest(proconfig) FROM pg_proc WHERE proname = 'next_due_group'",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(config, vec!["plan_cache_mode=force_custom_plan"]);
 }
 
 #[tokio::test]
