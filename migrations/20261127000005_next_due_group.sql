@@ -24,36 +24,26 @@ DECLARE
     r boolean := after_retry;
 BEGIN
     LOOP
-        IF p IS NULL THEN
-            SELECT c.priority, c.attempt_count > 0 INTO p, r FROM contacts c
-             WHERE c.organization_id = org AND c.status = 'pending'
-             ORDER BY c.priority DESC, (c.attempt_count > 0) LIMIT 1;
-        ELSE
-            -- This priority's retries after its fresh contacts...
+        -- This priority's retries after its fresh contacts (nothing before
+        -- the first group, p and r NULL)...
+        SELECT c.priority, c.attempt_count > 0 INTO group_priority, group_retry FROM contacts c
+         WHERE c.organization_id = org AND c.status = 'pending' AND c.priority = p
+           AND (c.attempt_count > 0) > r
+         ORDER BY c.priority DESC, (c.attempt_count > 0) LIMIT 1;
+        IF NOT FOUND THEN
+            -- ...else the next lower priority (the highest at first: no
+            -- priority is above 1000000).
             SELECT c.priority, c.attempt_count > 0 INTO group_priority, group_retry FROM contacts c
-             WHERE c.organization_id = org AND c.status = 'pending' AND c.priority = p
-               AND (c.attempt_count > 0) > r
+             WHERE c.organization_id = org AND c.status = 'pending' AND c.priority < coalesce(p, 1000001)
              ORDER BY c.priority DESC, (c.attempt_count > 0) LIMIT 1;
-            IF NOT FOUND THEN
-                -- ...else the next lower priority.
-                SELECT c.priority, c.attempt_count > 0 INTO group_priority, group_retry FROM contacts c
-                 WHERE c.organization_id = org AND c.status = 'pending' AND c.priority < p
-                 ORDER BY c.priority DESC, (c.attempt_count > 0) LIMIT 1;
-            END IF;
-            p := group_priority;
-            r := group_retry;
         END IF;
         -- No row leaves both NULL: no group left.
-        IF p IS NULL THEN
-            group_priority := NULL;
-            group_retry := NULL;
-            RETURN;
-        END IF;
-        IF EXISTS (SELECT 1 FROM contacts c
-                    WHERE c.organization_id = org AND c.status = 'pending' AND c.priority = p
-                      AND (c.attempt_count > 0) = (SELECT r) AND c.next_attempt_at <= due_by) THEN
-            group_priority := p;
-            group_retry := r;
+        p := group_priority;
+        r := group_retry;
+        IF p IS NULL OR EXISTS (
+                SELECT 1 FROM contacts c
+                 WHERE c.organization_id = org AND c.status = 'pending' AND c.priority = p
+                   AND (c.attempt_count > 0) = (SELECT r) AND c.next_attempt_at <= due_by) THEN
             RETURN;
         END IF;
     END LOOP;
