@@ -60,8 +60,8 @@ struct OrgRoom {
     active: i64,
     all_active: i64,
     /// The first group of its waiting contacts with one due.
-    group_priority: i32,
-    group_retry: bool,
+    #[sqlx(flatten)]
+    group: Group,
 }
 
 /// The attempt to write for a claimed contact: the call about to be placed.
@@ -138,7 +138,7 @@ pub async fn claim<T>(
               WHERE status IN ('locked', 'in_progress') GROUP BY organization_id)
          SELECT o.id, o.concurrency_limit, coalesce(b.n, 0) AS active,
                 (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active,
-                g.group_priority, g.group_retry
+                g.group_priority, g.group_retry, g.group_first_due
            FROM organizations o LEFT JOIN busy b ON b.organization_id = o.id
                 CROSS JOIN LATERAL next_due_group(o.id, $1, NULL, NULL) g
           WHERE g.group_priority IS NOT NULL",
@@ -163,10 +163,7 @@ pub async fn claim<T>(
     let fair = fair_rooms(global_limit, &loads);
     let mut taken = Taken {
         claimed: Vec::new(),
-        groups: orgs
-            .iter()
-            .map(|o| (o.id, (o.group_priority, o.group_retry)))
-            .collect(),
+        groups: orgs.iter().map(|o| (o.id, o.group)).collect(),
     };
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
         .iter()
@@ -345,11 +342,26 @@ impl Attempts {
 }
 
 /// What a claim's passes took, and where each organization's due contacts
-/// go on: the (priority, retry) group to claim from next. An organization
-/// found to have no more due contacts has none.
+/// go on: the group to claim from next. An organization found to have no
+/// more due contacts has none.
 struct Taken {
     claimed: Vec<Claimed>,
-    groups: HashMap<Uuid, (i32, bool)>,
+    groups: HashMap<Uuid, Group>,
+}
+
+/// A (priority, retry) group of an organization's waiting contacts with
+/// one due, as `next_due_group` found it.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct Group {
+    #[sqlx(rename = "group_priority")]
+    priority: i32,
+    #[sqlx(rename = "group_retry")]
+    retry: bool,
+    /// Its earliest due contact's due time: none of its waiting contacts is
+    /// due before, so the claim's scan starts here, past the index entries
+    /// of the contacts claimed since the last vacuum.
+    #[sqlx(rename = "group_first_due")]
+    first_due: DateTime<Utc>,
 }
 
 /// Shares `free` slots among `hungry` organizations, claiming each one's
@@ -403,23 +415,24 @@ async fn claim_in_org(
     taken: &mut Taken,
 ) -> Result<u32, sqlx::Error> {
     let mut got = 0;
-    while let Some(&(priority, retry)) = taken.groups.get(&org) {
-        let rows = claim_in_group(tx, owner, org, now, gates, (priority, retry), n - got).await?;
+    while let Some(&group) = taken.groups.get(&org) {
+        let rows = claim_in_group(tx, owner, org, now, gates, group, n - got).await?;
         got += rows.len() as u32;
         taken.claimed.extend(rows);
         if got == n {
             break;
         }
         // This group has no more due: on to the next that has.
-        let (p, r): (Option<i32>, Option<bool>) =
-            sqlx::query_as("SELECT * FROM next_due_group($1, $2, $3, $4)")
-                .bind(org)
-                .bind(now)
-                .bind(priority)
-                .bind(retry)
-                .fetch_one(&mut **tx)
-                .await?;
-        match p.zip(r) {
+        let next: Option<Group> = sqlx::query_as(
+            "SELECT * FROM next_due_group($1, $2, $3, $4) WHERE group_priority IS NOT NULL",
+        )
+        .bind(org)
+        .bind(now)
+        .bind(group.priority)
+        .bind(group.retry)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match next {
             Some(next) => taken.groups.insert(org, next),
             None => taken.groups.remove(&org),
         };
@@ -428,23 +441,23 @@ async fn claim_in_org(
 }
 
 /// Claims up to `n` due contacts of `org` in one (priority, retry) group,
-/// which pins the index scan to contacts in due order: it stops at the
-/// first one not yet due.
+/// which pins the index scan to contacts in due order: it starts at the
+/// group's earliest due and stops at the first one not yet due.
 async fn claim_in_group(
     tx: &mut Transaction<'_, Postgres>,
     owner: Uuid,
     org: Uuid,
     now: DateTime<Utc>,
     gates: &OpenGates,
-    (priority, retry): (i32, bool),
+    group: Group,
     n: u32,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     // "= (SELECT $9)": see next_due_group (migrations) for why not "= $9".
     sqlx::query_as(
         "WITH due AS (
              SELECT c.id FROM contacts c
-              WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at <= $2
-                AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
+              WHERE c.organization_id = $1 AND c.status = 'pending'
+                AND c.next_attempt_at BETWEEN $10 AND $2 AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
                 AND (c.campaign_id IS NULL
                      OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
                            IN (SELECT * FROM unnest($3::uuid[], $4::text[], $5::bool[]))
@@ -466,8 +479,9 @@ async fn claim_in_group(
     .bind(&gates.first_scheduled)
     .bind(i64::from(n))
     .bind(owner)
-    .bind(priority)
-    .bind(retry)
+    .bind(group.priority)
+    .bind(group.retry)
+    .bind(group.first_due)
     .fetch_all(&mut **tx)
     .await
 }

@@ -454,3 +454,68 @@ async fn a_claim_goes_group_by_group_in_dialing_order() {
         .calls
         .is_empty());
 }
+
+/// A claim's scan starts at its group's earliest due contact, as
+/// `next_due_group` reads it in the claim's own transaction: a contact handed
+/// back with a due time earlier than every other waiting one is the first
+/// the next claim takes, and claimed contacts no longer count as the
+/// group's earliest.
+#[tokio::test]
+async fn a_claim_starts_at_the_earliest_due_of_its_group() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "earliest", 6).await;
+    // k = 1..6 by id, due k minutes ago: 6 is the earliest.
+    exec(
+        &db,
+        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
+         UPDATE contacts c SET next_attempt_at = date_trunc('second', now()) - z.k * interval '1 minute'
+           FROM z WHERE c.id = z.id",
+        campaign,
+    )
+    .await;
+    let ids: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id")
+            .bind(campaign)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let minutes_ago_of_first_due = || {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, f64>(
+                "SELECT extract(epoch FROM date_trunc('second', now()) - g.group_first_due)::float8 / 60
+                   FROM campaigns k, next_due_group(k.organization_id, now(), NULL, NULL) g
+                  WHERE k.id = $1",
+            )
+            .bind(campaign)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(minutes_ago_of_first_due().await, 6.0);
+    let owner = Uuid::now_v7();
+    let first: Vec<Uuid> = claim(&db, owner, campaign, 2)
+        .await
+        .calls
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(first.len(), 2);
+    assert!(first.contains(&ids[5]) && first.contains(&ids[4]));
+    assert_eq!(minutes_ago_of_first_due().await, 4.0);
+
+    // 6 handed back (no attempt was written): the earliest again, and claimed first.
+    assert_eq!(
+        dialer::release(&db.pool, owner, &[ids[5]]).await.unwrap(),
+        1
+    );
+    assert_eq!(minutes_ago_of_first_due().await, 6.0);
+    let next = claim(&db, Uuid::now_v7(), campaign, 1).await.calls;
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0, ids[5]);
+    let rest = claim(&db, Uuid::now_v7(), campaign, 10).await.calls;
+    let mut rest: Vec<Uuid> = rest.iter().map(|(c, _)| *c).collect();
+    rest.sort();
+    assert_eq!(rest, ids[..4].to_vec());
+}
