@@ -519,3 +519,43 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
     rest.sort();
     assert_eq!(rest, ids[..4].to_vec());
 }
+
+/// The claim commits without waiting for its WAL to reach disk, which is
+/// safe only because nothing is called before the attempt write, whose
+/// commit does wait. So the setting must stay inside the claim's
+/// transaction: the connection it goes back to the pool with, which may
+/// write the attempts next, waits for disk again.
+#[tokio::test]
+async fn only_the_claim_commits_without_waiting_for_disk() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "durable", 2).await;
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let owner = Uuid::now_v7();
+    let batch = dialer::claim(&one, owner, Utc::now(), &gates(campaign), 2, 1000, |c| {
+        let attempt = NewAttempt {
+            attempt_id: Uuid::now_v7(),
+            phone_number: c.phone_numbers[0].clone(),
+            agent: AgentFields::default(),
+        };
+        Some((c.id, attempt))
+    })
+    .await
+    .unwrap();
+    assert_eq!(batch.calls.len(), 2);
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&one)
+        .await
+        .unwrap();
+    assert_eq!(setting, "on");
+    assert_eq!(
+        dialer::start(&one, owner, &batch.attempts)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
