@@ -16,6 +16,7 @@ use crate::app;
 use crate::db::campaigns::{self, NewCampaign};
 use crate::db::configurations::{self, ConfigurationBody};
 use crate::db::contacts::{self, NewContact, Scope};
+use crate::db::instances::QueueTable;
 use crate::db::{organizations, stats};
 use crate::domain::agent::AgentFields;
 use crate::domain::phone::E164;
@@ -57,7 +58,9 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     let pool = app::database(&settings).await?;
     let (org, token) = setup(&pool, &args).await?;
     // The last run's contacts were just deleted: start from a clean table.
-    crate::db::instances::vacuum(&pool).await?;
+    for table in [QueueTable::Contacts, QueueTable::Attempts] {
+        crate::db::instances::vacuum(&pool, table).await?;
+    }
     println!(
         "dialerd demo: {} contacts, {} lines, calls of {} ms on average",
         args.contacts, args.lines, args.mean_call_ms

@@ -45,6 +45,7 @@ pub struct DialerSettings {
     pub result_batch: usize,
     pub result_flush_ms: u64,
     pub vacuum_seconds: u64,
+    pub attempts_vacuum_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -244,6 +245,12 @@ impl Settings {
         check("dialer.result_batch", d.result_batch, 1, 10_000)?;
         check("dialer.result_flush_ms", d.result_flush_ms, 1, 1000)?;
         check("dialer.vacuum_seconds", d.vacuum_seconds, 0, 86_400)?;
+        check(
+            "dialer.attempts_vacuum_seconds",
+            d.attempts_vacuum_seconds,
+            0,
+            86_400,
+        )?;
         let sim = &self.telephony.simulated;
         if !(0.0..=1.0).contains(&sim.answer_rate) {
             return Err(SettingsError::Invalid {
@@ -329,6 +336,23 @@ mod tests {
             assert!(e.contains("metrics.backlog_seconds"), "{e}");
         }
         s.metrics.backlog_seconds = 1;
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn vacuum_intervals_out_of_range_are_refused_by_name() {
+        let mut s: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(s.dialer.vacuum_seconds, 30);
+        assert_eq!(s.dialer.attempts_vacuum_seconds, 300);
+        s.dialer.attempts_vacuum_seconds = 86_401;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("dialer.attempts_vacuum_seconds"), "{e}");
+        s.dialer.attempts_vacuum_seconds = 0;
         s.validate().unwrap();
     }
 }

@@ -1,9 +1,10 @@
 //! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
 //! recovers the claims of instances whose lease ran out, every
-//! `dialer.vacuum_seconds` vacuums the queue tables, and every
+//! `dialer.vacuum_seconds` vacuums `contacts` (every
+//! `dialer.attempts_vacuum_seconds`, `attempts`), and every
 //! `metrics.backlog_seconds` recounts the due backlog for its gauge. The
-//! vacuum and the count run in tasks of their own, so neither ever holds
-//! up the lease. Supervised by the supervisor, which restarts it when it
+//! vacuums and the count run in tasks of their own, so none ever holds up
+//! the lease. Supervised by the supervisor, which restarts it when it
 //! fails; a database outage only delays it.
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
 use super::{Deps, Outage};
+use crate::db::instances::QueueTable;
 use crate::db::recovery::Interruption;
 use crate::db::{instances, recovery, stats};
 use crate::monitoring;
@@ -23,7 +25,8 @@ pub struct Keeper;
 pub struct KeeperState {
     deps: Deps,
     outage: Outage,
-    vacuum: Chore,
+    vacuum_contacts: Chore,
+    vacuum_attempts: Chore,
     backlog: Chore,
 }
 
@@ -82,10 +85,10 @@ impl Actor for Keeper {
             KeeperMessage::Beat
         });
         myself.cast(KeeperMessage::Beat)?;
-        let vacuum_every = (deps.settings.vacuum_seconds > 0)
-            .then(|| Duration::from_secs(deps.settings.vacuum_seconds));
+        let every = |seconds: u64| (seconds > 0).then(|| Duration::from_secs(seconds));
         Ok(KeeperState {
-            vacuum: Chore::new(vacuum_every, false),
+            vacuum_contacts: Chore::new(every(deps.settings.vacuum_seconds), false),
+            vacuum_attempts: Chore::new(every(deps.settings.attempts_vacuum_seconds), false),
             backlog: Chore::new(deps.backlog_every, true),
             deps,
             outage: Outage::default(),
@@ -99,7 +102,14 @@ impl Actor for Keeper {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let pool = &state.deps.pool;
-        state.vacuum.maybe_run(|| vacuum(pool.clone()));
+        let table = QueueTable::Contacts;
+        state
+            .vacuum_contacts
+            .maybe_run(|| vacuum(pool.clone(), table));
+        let table = QueueTable::Attempts;
+        state
+            .vacuum_attempts
+            .maybe_run(|| vacuum(pool.clone(), table));
         state.backlog.maybe_run(|| count_backlog(pool.clone()));
         match beat(&state.deps).await {
             Ok(()) => state.outage.recovered("heartbeat and recovery"),
@@ -113,20 +123,21 @@ impl Actor for Keeper {
         _: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.vacuum.abort();
+        state.vacuum_contacts.abort();
+        state.vacuum_attempts.abort();
         state.backlog.abort();
         Ok(())
     }
 }
 
-async fn vacuum(pool: sqlx::PgPool) {
+async fn vacuum(pool: sqlx::PgPool, table: QueueTable) {
     let began = Instant::now();
-    match instances::vacuum(&pool).await {
+    match instances::vacuum(&pool, table).await {
         Ok(done) => {
             let took_ms = began.elapsed().as_millis() as u64;
-            tracing::debug!(done, took_ms, "vacuumed the queue tables");
+            tracing::debug!(?table, done, took_ms, "vacuumed a queue table");
         }
-        Err(e) => tracing::warn!(error = %e, "cannot vacuum the queue tables"),
+        Err(e) => tracing::warn!(?table, error = %e, "cannot vacuum a queue table"),
     }
 }
 

@@ -74,45 +74,67 @@ pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Lets one instance at a time vacuum the queue tables.
-const VACUUM_LOCK: i64 = 0x6469_616c_7661;
+/// A queue table the keeper vacuums, each on its own interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueTable {
+    /// Every claim leaves dead entries in the claim index, which each later
+    /// claim steps over until they are vacuumed.
+    Contacts,
+    /// One dead row version per call (the open attempt, closed); none is
+    /// read by a claim.
+    Attempts,
+}
 
-/// Vacuums and analyzes `contacts` and `attempts` unless another instance
-/// is doing it. Every claim and result leaves dead row versions behind; on a
-/// server where autovacuum is off or slow they pile up in the claim index
-/// and slow every claim. Returns false when another instance held the lock.
-pub async fn vacuum(pool: &PgPool) -> Result<bool, DbError> {
+impl QueueTable {
+    fn vacuum_sql(self) -> &'static str {
+        match self {
+            QueueTable::Contacts => "VACUUM (ANALYZE) contacts",
+            QueueTable::Attempts => "VACUUM (ANALYZE) attempts",
+        }
+    }
+
+    /// Lets one instance at a time vacuum the table.
+    fn lock(self) -> i64 {
+        match self {
+            QueueTable::Contacts => 0x6469_616c_7661,
+            QueueTable::Attempts => 0x6469_616c_7662,
+        }
+    }
+}
+
+/// Vacuums and analyzes `table` unless another instance is doing it (on a
+/// server where autovacuum is off or slow, dead row versions would pile up).
+/// Returns false when another instance held the lock.
+pub async fn vacuum(pool: &PgPool, table: QueueTable) -> Result<bool, DbError> {
     let mut conn = pool.acquire().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(VACUUM_LOCK)
+        .bind(table.lock())
         .fetch_one(&mut *conn)
         .await?;
     if !locked {
         return Ok(false);
     }
-    let result = vacuum_tables(&mut conn).await;
+    let result = vacuum_table(&mut conn, table).await;
     sqlx::query("RESET statement_timeout")
         .execute(&mut *conn)
         .await?;
     sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(VACUUM_LOCK)
+        .bind(table.lock())
         .execute(&mut *conn)
         .await?;
     result?;
     Ok(true)
 }
 
-async fn vacuum_tables(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+async fn vacuum_table(conn: &mut sqlx::PgConnection, table: QueueTable) -> Result<(), sqlx::Error> {
     // A vacuum of a large table may rightly outlast the statement timeout.
     sqlx::query("SET statement_timeout = 0")
         .execute(&mut *conn)
         .await?;
-    for sql in ["VACUUM (ANALYZE) contacts", "VACUUM (ANALYZE) attempts"] {
-        // One unprepared statement per call: VACUUM runs outside any transaction.
-        sqlx::query(sql)
-            .persistent(false)
-            .execute(&mut *conn)
-            .await?;
-    }
+    // Unprepared: VACUUM runs outside any transaction.
+    sqlx::query(table.vacuum_sql())
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

@@ -120,30 +120,45 @@ async fn migrations_apply_twice_without_harm() {
 }
 
 #[tokio::test]
-async fn one_daemon_at_a_time_vacuums_the_queue_tables() {
+async fn one_daemon_at_a_time_vacuums_each_queue_table() {
+    use dialerd::db::instances::{vacuum, QueueTable};
     let db = TestDb::new().await;
-    assert!(dialerd::db::instances::vacuum(&db.pool).await.unwrap());
+    let last_vacuum = |table: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = $1",
+            )
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
+    assert!(last_vacuum("contacts").await.is_some());
+    assert!(last_vacuum("attempts").await.is_none(), "each on its own");
+
+    // Another daemon vacuuming contacts (holding its lock) goes first; the
+    // attempts table has a lock of its own.
     let mut other = db.pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock(x'6469616c7661'::bigint)")
         .execute(&mut *other)
         .await
         .unwrap();
-    assert!(
-        !dialerd::db::instances::vacuum(&db.pool).await.unwrap(),
-        "another holder of the lock goes first"
-    );
+    assert!(!vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
+    assert!(vacuum(&db.pool, QueueTable::Attempts).await.unwrap());
+    assert!(last_vacuum("attempts").await.is_some());
     sqlx::query("SELECT pg_advisory_unlock(x'6469616c7661'::bigint)")
         .execute(&mut *other)
         .await
         .unwrap();
-    assert!(dialerd::db::instances::vacuum(&db.pool).await.unwrap());
-    let vacuumed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'contacts'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    assert!(vacuumed.is_some());
+    sqlx::query("SELECT pg_advisory_lock(x'6469616c7662'::bigint)")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert!(!vacuum(&db.pool, QueueTable::Attempts).await.unwrap());
+    assert!(vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
 }
 
 #[tokio::test]
