@@ -463,8 +463,8 @@ async fn claim_in_group(
     sqlx::query_as(
         "WITH due AS (
              SELECT c.id FROM contacts c
-              WHERE c.organization_id = $1 AND c.status = 'pending'
-                AND c.next_attempt_at BETWEEN $10 AND $2 AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
+              WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at BETWEEN $10 AND $2
+                AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
                 AND (c.campaign_id IS NULL
                      OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
                            IN (SELECT * FROM unnest($3::uuid[], $4::text[], $5::bool[]))
