@@ -310,26 +310,26 @@ fn check<T: PartialOrd + std::fmt::Display>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_built_in_defaults_load_and_are_valid() {
-        let s: Settings = Config::builder()
+    /// The built-in defaults alone, not yet validated.
+    fn defaults() -> Settings {
+        Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
             .build()
             .unwrap()
             .try_deserialize()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_built_in_defaults_load_and_are_valid() {
+        let s = defaults();
         s.validate().unwrap();
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
     }
 
     #[test]
     fn a_backlog_recount_interval_out_of_range_is_refused_by_name() {
-        let mut s: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
+        let mut s = defaults();
         for bad in [0, 3601] {
             s.metrics.backlog_seconds = bad;
             let e = s.validate().unwrap_err().to_string();
@@ -341,12 +341,7 @@ mod tests {
 
     #[test]
     fn vacuum_intervals_out_of_range_are_refused_by_name() {
-        let mut s: Settings = Config::builder()
-            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .build()
-            .unwrap()
-            .try_deserialize()
-            .unwrap();
+        let mut s = defaults();
         assert_eq!(s.dialer.vacuum_seconds, 30);
         assert_eq!(s.dialer.attempts_vacuum_seconds, 300);
         s.dialer.attempts_vacuum_seconds = 86_401;

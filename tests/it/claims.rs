@@ -54,6 +54,15 @@ async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uu
     .unwrap()
 }
 
+/// The campaign's contacts by id: the order the tests number them k = 1, 2...
+async fn ids_in_order(db: &TestDb, campaign: Uuid) -> Vec<Uuid> {
+    sqlx::query_scalar("SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id")
+        .bind(campaign)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
 /// Recovers `owner`'s claims (of `contacts` only, when given) as of now.
 async fn recover_now(
     pool: &sqlx::PgPool,
@@ -427,12 +436,7 @@ async fn a_claim_goes_group_by_group_in_dialing_order() {
         campaign,
     )
     .await;
-    let ids: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id")
-            .bind(campaign)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let ids = ids_in_order(&db, campaign).await;
     let claimed = |batch: Batch<(Uuid, Uuid)>| {
         let mut got: Vec<usize> = batch
             .calls
@@ -473,12 +477,7 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
         campaign,
     )
     .await;
-    let ids: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id")
-            .bind(campaign)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
+    let ids = ids_in_order(&db, campaign).await;
     let minutes_ago_of_first_due = || {
         let pool = db.pool.clone();
         async move {
