@@ -1,4 +1,4 @@
--- The raw SQL ceiling (benches/pgbench.sh): in one round trip, claim 50 due
+-- The raw SQL ceiling (benches/pgbench.sh): in one round trip, claim :batch due
 -- contacts with dialerd's own claim (locking select in a CTE, SKIP LOCKED,
 -- dialing order from the contacts_due index), write their attempts and
 -- finish them: every row dialerd writes for a completed contact, with no
@@ -8,7 +8,7 @@ WITH due AS (
       FROM contacts c
      WHERE c.organization_id = :org AND c.status = 'pending' AND c.next_attempt_at <= now()
      ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
-     LIMIT 50
+     LIMIT :batch
        FOR UPDATE OF c SKIP LOCKED),
 done AS (
     UPDATE contacts c SET status = 'completed', attempt_count = c.attempt_count + 1,
