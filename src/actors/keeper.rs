@@ -102,9 +102,12 @@ impl Actor for Keeper {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let pool = &state.deps.pool;
-        let (contacts, attempts) = (&mut state.vacuum_contacts, &mut state.vacuum_attempts);
-        contacts.maybe_run(|| vacuum(pool.clone(), QueueTable::Contacts));
-        attempts.maybe_run(|| vacuum(pool.clone(), QueueTable::Attempts));
+        state
+            .vacuum_contacts
+            .maybe_run(|| vacuum(pool.clone(), QueueTable::Contacts));
+        state
+            .vacuum_attempts
+            .maybe_run(|| vacuum(pool.clone(), QueueTable::Attempts));
         state.backlog.maybe_run(|| count_backlog(pool.clone()));
         match beat(&state.deps).await {
             Ok(()) => state.outage.recovered("heartbeat and recovery"),

@@ -459,7 +459,7 @@ async fn claim_in_group(
     group: Group,
     n: u32,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    // "= (SELECT $9)": see next_due_group (migrations) for why not "= $9".
+    // "= (SELECT $9)": see next_due_group (migration 5) for why not "= $9".
     sqlx::query_as(
         "WITH due AS (
              SELECT c.id FROM contacts c

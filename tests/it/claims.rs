@@ -41,8 +41,18 @@ fn gates(campaign: Uuid) -> OpenGates {
 /// Claims up to `want` of the campaign's contacts for `owner`; each call is
 /// its contact's id and its attempt's.
 async fn claim(db: &TestDb, owner: Uuid, campaign: Uuid, want: u32) -> Batch<(Uuid, Uuid)> {
+    claim_on(&db.pool, owner, campaign, want).await
+}
+
+/// [`claim`] through a pool of the caller's.
+async fn claim_on(
+    pool: &sqlx::PgPool,
+    owner: Uuid,
+    campaign: Uuid,
+    want: u32,
+) -> Batch<(Uuid, Uuid)> {
     let gates = gates(campaign);
-    dialer::claim(&db.pool, owner, Utc::now(), &gates, want, 1000, |c| {
+    dialer::claim(pool, owner, Utc::now(), &gates, want, 1000, |c| {
         let attempt = NewAttempt {
             attempt_id: Uuid::now_v7(),
             phone_number: c.phone_numbers[0].clone(),
@@ -87,6 +97,16 @@ async fn handed_back(db: &TestDb) -> i64 {
 /// Runs `sql` with `$1` bound to `id`.
 async fn exec(db: &TestDb, sql: &str, id: Uuid) {
     sqlx::query(sql).bind(id).execute(&db.pool).await.unwrap();
+}
+
+/// Sets columns of the campaign's contacts, each numbered `z.k` = 1, 2... in
+/// id order (as [`ids_in_order`] lists them); `$1` is the campaign.
+async fn set_by_k(db: &TestDb, campaign: Uuid, set: &str) {
+    let sql = format!(
+        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
+         UPDATE contacts c SET {set} FROM z WHERE c.id = z.id"
+    );
+    exec(db, &sql, campaign).await;
 }
 
 /// Waits until `n` sessions of the test database wait on a lock.
@@ -287,15 +307,13 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     // Zones by contact (ordered by id): three waiting zones, one repeated,
     // two contacts with none; one zone only on a finished contact and one
     // only on a claimed one.
-    exec(
+    set_by_k(
         &db,
-        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
-         UPDATE contacts c SET timezone = (ARRAY['Europe/Paris', 'America/New_York', 'Europe/Paris',
-                                                 'Asia/Tokyo', NULL, NULL, 'Africa/Cairo', 'Pacific/Auckland',
-                                                 'America/New_York', 'Asia/Tokyo', 'Europe/Paris', NULL])[z.k],
-                status = CASE z.k WHEN 7 THEN 'completed'::contact_status ELSE c.status END
-           FROM z WHERE c.id = z.id",
         campaign,
+        "timezone = (ARRAY['Europe/Paris', 'America/New_York', 'Europe/Paris',
+                           'Asia/Tokyo', NULL, NULL, 'Africa/Cairo', 'Pacific/Auckland',
+                           'America/New_York', 'Asia/Tokyo', 'Europe/Paris', NULL])[z.k],
+         status = CASE z.k WHEN 7 THEN 'completed'::contact_status ELSE c.status END",
     )
     .await;
     exec(
@@ -361,19 +379,16 @@ async fn due_work_in_a_later_group_is_found_and_claimed() {
         .unwrap();
     // Fresh contacts all due tomorrow; two retries due now; one claimed
     // contact of a higher priority, which is not waiting.
-    exec(
+    set_by_k(
         &db,
-        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
-         UPDATE contacts c SET
-                next_attempt_at = CASE WHEN z.k IN (2, 5) THEN now() - interval '1 minute'
-                                       ELSE now() + interval '1 day' END,
-                attempt_count = CASE WHEN z.k IN (2, 5) THEN 1 ELSE 0 END,
-                priority = CASE WHEN z.k = 6 THEN 7 ELSE c.priority END,
-                status = CASE WHEN z.k = 6 THEN 'in_progress'::contact_status ELSE c.status END,
-                owner_instance = CASE WHEN z.k = 6 THEN $1 END,
-                claimed_at = CASE WHEN z.k = 6 THEN now() END
-           FROM z WHERE c.id = z.id",
         campaign,
+        "next_attempt_at = CASE WHEN z.k IN (2, 5) THEN now() - interval '1 minute'
+                                ELSE now() + interval '1 day' END,
+         attempt_count = CASE WHEN z.k IN (2, 5) THEN 1 ELSE 0 END,
+         priority = CASE WHEN z.k = 6 THEN 7 ELSE c.priority END,
+         status = CASE WHEN z.k = 6 THEN 'in_progress'::contact_status ELSE c.status END,
+         owner_instance = CASE WHEN z.k = 6 THEN $1 END,
+         claimed_at = CASE WHEN z.k = 6 THEN now() END",
     )
     .await;
     let due_work = |at: &'static str| {
@@ -424,16 +439,13 @@ async fn a_claim_goes_group_by_group_in_dialing_order() {
     // k = 1..8 by id: priority 9 fresh (1 due, 2 tomorrow), priority 9
     // retries (3, 4 due), priority 5 fresh (5, 6 due, 6 the earlier; 7, 8
     // tomorrow).
-    exec(
+    set_by_k(
         &db,
-        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
-         UPDATE contacts c SET
-                priority = CASE WHEN z.k <= 4 THEN 9 ELSE 5 END,
-                attempt_count = CASE WHEN z.k IN (3, 4) THEN 1 ELSE 0 END,
-                next_attempt_at = CASE WHEN z.k IN (2, 7, 8) THEN now() + interval '1 day'
-                                       ELSE now() - z.k * interval '1 minute' END
-           FROM z WHERE c.id = z.id",
         campaign,
+        "priority = CASE WHEN z.k <= 4 THEN 9 ELSE 5 END,
+         attempt_count = CASE WHEN z.k IN (3, 4) THEN 1 ELSE 0 END,
+         next_attempt_at = CASE WHEN z.k IN (2, 7, 8) THEN now() + interval '1 day'
+                                ELSE now() - z.k * interval '1 minute' END",
     )
     .await;
     let ids = ids_in_order(&db, campaign).await;
@@ -460,29 +472,29 @@ async fn a_claim_goes_group_by_group_in_dialing_order() {
 }
 
 /// A claim's scan starts at its group's earliest due contact, as
-/// `next_due_group` reads it in the claim's own transaction: a contact handed
-/// back with a due time earlier than every other waiting one is the first
-/// the next claim takes, and claimed contacts no longer count as the
-/// group's earliest.
+/// `next_due_group` reads it in the claim's own transaction, so that lower
+/// bound must never pass a waiting contact: `group_first_due` follows the
+/// earliest waiting contact (claimed ones no longer count), and a contact
+/// handed back with a due time earlier than every other waiting one is the
+/// first the next claim takes.
 #[tokio::test]
 async fn a_claim_starts_at_the_earliest_due_of_its_group() {
     let db = TestDb::new().await;
     let campaign = campaign(&db, "earliest", 6).await;
-    // k = 1..6 by id, due k minutes ago: 6 is the earliest.
-    exec(
+    // k = 1..6 by id, due k minutes before a fixed past moment (not now(),
+    // which moves between statements): 6 is the earliest.
+    set_by_k(
         &db,
-        "WITH z AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM contacts WHERE campaign_id = $1)
-         UPDATE contacts c SET next_attempt_at = date_trunc('second', now()) - z.k * interval '1 minute'
-           FROM z WHERE c.id = z.id",
         campaign,
+        "next_attempt_at = '2026-01-01 12:00:00+00'::timestamptz - z.k * interval '1 minute'",
     )
     .await;
     let ids = ids_in_order(&db, campaign).await;
-    let minutes_ago_of_first_due = || {
+    let first_due_minutes_before = || {
         let pool = db.pool.clone();
         async move {
             sqlx::query_scalar::<_, f64>(
-                "SELECT extract(epoch FROM date_trunc('second', now()) - g.group_first_due)::float8 / 60
+                "SELECT extract(epoch FROM '2026-01-01 12:00:00+00'::timestamptz - g.group_first_due)::float8 / 60
                    FROM campaigns k, next_due_group(k.organization_id, now(), NULL, NULL) g
                   WHERE k.id = $1",
             )
@@ -492,7 +504,7 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
             .unwrap()
         }
     };
-    assert_eq!(minutes_ago_of_first_due().await, 6.0);
+    assert_eq!(first_due_minutes_before().await, 6.0);
     let owner = Uuid::now_v7();
     let first: Vec<Uuid> = claim(&db, owner, campaign, 2)
         .await
@@ -502,14 +514,14 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
         .collect();
     assert_eq!(first.len(), 2);
     assert!(first.contains(&ids[5]) && first.contains(&ids[4]));
-    assert_eq!(minutes_ago_of_first_due().await, 4.0);
+    assert_eq!(first_due_minutes_before().await, 4.0);
 
     // 6 handed back (no attempt was written): the earliest again, and claimed first.
     assert_eq!(
         dialer::release(&db.pool, owner, &[ids[5]]).await.unwrap(),
         1
     );
-    assert_eq!(minutes_ago_of_first_due().await, 6.0);
+    assert_eq!(first_due_minutes_before().await, 6.0);
     let next = claim(&db, Uuid::now_v7(), campaign, 1).await.calls;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].0, ids[5]);
@@ -534,16 +546,7 @@ async fn only_the_claim_commits_without_waiting_for_disk() {
         .await
         .unwrap();
     let owner = Uuid::now_v7();
-    let batch = dialer::claim(&one, owner, Utc::now(), &gates(campaign), 2, 1000, |c| {
-        let attempt = NewAttempt {
-            attempt_id: Uuid::now_v7(),
-            phone_number: c.phone_numbers[0].clone(),
-            agent: AgentFields::default(),
-        };
-        Some((c.id, attempt))
-    })
-    .await
-    .unwrap();
+    let batch = claim_on(&one, owner, campaign, 2).await;
     assert_eq!(batch.calls.len(), 2);
     let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
         .fetch_one(&one)

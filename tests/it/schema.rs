@@ -142,21 +142,17 @@ async fn one_daemon_at_a_time_vacuums_each_queue_table() {
     // Another daemon vacuuming contacts (holding its lock) goes first; the
     // attempts table has a lock of its own.
     let mut other = db.pool.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock(x'6469616c7661'::bigint)")
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    async fn advisory(conn: &mut sqlx::PgConnection, call: &str, key: i64) {
+        let sql = format!("SELECT {call}($1)");
+        sqlx::query(&sql).bind(key).execute(conn).await.unwrap();
+    }
+    let (contacts_lock, attempts_lock) = (0x6469_616c_7661, 0x6469_616c_7662);
+    advisory(&mut other, "pg_advisory_lock", contacts_lock).await;
     assert!(!vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
     assert!(vacuum(&db.pool, QueueTable::Attempts).await.unwrap());
     assert!(last_vacuum("attempts").await.is_some());
-    sqlx::query("SELECT pg_advisory_unlock(x'6469616c7661'::bigint)")
-        .execute(&mut *other)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_advisory_lock(x'6469616c7662'::bigint)")
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    advisory(&mut other, "pg_advisory_unlock", contacts_lock).await;
+    advisory(&mut other, "pg_advisory_lock", attempts_lock).await;
     assert!(!vacuum(&db.pool, QueueTable::Attempts).await.unwrap());
     assert!(vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
 }
