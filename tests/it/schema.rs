@@ -194,3 +194,146 @@ async fn deleting_an_organization_deletes_everything_it_owns() {
         assert_eq!(left, vec![other], "{table}");
     }
 }
+
+/// Writes one closed attempt (number `n`) of each of `contacts`, in one statement.
+fn attempts_of(contacts: &[Uuid], n: i32) -> String {
+    let list: Vec<String> = contacts.iter().map(|c| format!("'{c}'")).collect();
+    format!(
+        "INSERT INTO attempts (id, organization_id, contact_id, attempt_number, phone_number,
+                               instance_id, outcome, ended_at)
+         SELECT gen_random_uuid(), o.id, c, {n}, '+14155552671', gen_random_uuid(), 'completed', now()
+           FROM (SELECT id FROM organizations LIMIT 1) o, unnest(ARRAY[{}]::uuid[]) AS c",
+        list.join(", ")
+    )
+}
+
+fn is_reference_violation(e: sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
+}
+
+#[tokio::test]
+async fn an_attempt_belongs_to_a_contact_and_goes_with_it() {
+    let db = TestDb::new().await;
+    let (org, config) = org_and_config(&db).await;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "WITH k AS (INSERT INTO campaigns (id, organization_id, name, configuration_id)
+                    VALUES (gen_random_uuid(), $1, 'k', $2) RETURNING id)
+         INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
+         SELECT gen_random_uuid(), $1, CASE WHEN i < 3 THEN k.id END, '{+14155552671}'
+           FROM k, generate_series(1, 4) AS i RETURNING id",
+    )
+    .bind(org)
+    .bind(config)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let run = |sql: String| {
+        let pool = db.pool.clone();
+        async move { sqlx::query(&sql).execute(&pool).await }
+    };
+    // No contact, no attempt: alone or among good rows, and nothing written.
+    let missing = Uuid::now_v7();
+    assert!(is_reference_violation(
+        run(attempts_of(&[missing], 1)).await.unwrap_err()
+    ));
+    let mixed = attempts_of(&[ids[0], missing, ids[1]], 1);
+    assert!(is_reference_violation(run(mixed).await.unwrap_err()));
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+    for (i, id) in ids.iter().enumerate() {
+        run(attempts_of(&[*id], 1)).await.unwrap();
+        run(attempts_of(&[*id], 2 + i as i32)).await.unwrap();
+    }
+    // An attempt moved to a contact that does not exist is refused; to one
+    // that does, allowed; a contact keeps its id.
+    let moved = format!(
+        "UPDATE attempts SET contact_id = $1 WHERE contact_id = '{}' AND attempt_number = 5",
+        ids[3]
+    );
+    let err = sqlx::query(&moved).bind(missing).execute(&db.pool).await;
+    assert!(is_reference_violation(err.unwrap_err()));
+    sqlx::query(&moved)
+        .bind(ids[2])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let renamed = sqlx::query("UPDATE contacts SET id = gen_random_uuid() WHERE id = $1")
+        .bind(ids[0])
+        .execute(&db.pool)
+        .await;
+    assert!(is_reference_violation(renamed.unwrap_err()));
+    // A contact's attempts go with it, alone or by its campaign's cascade.
+    let left = |id: Uuid| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM attempts WHERE contact_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(left(ids[2]).await, 3);
+    sqlx::query("DELETE FROM contacts WHERE id = $1")
+        .bind(ids[2])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left(ids[2]).await, 0);
+    sqlx::query("DELETE FROM campaigns WHERE organization_id = $1")
+        .bind(org)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left(ids[0]).await + left(ids[1]).await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 1);
+    sqlx::query("TRUNCATE contacts")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+}
+
+#[tokio::test]
+async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along() {
+    let db = TestDb::new().await;
+    let (org, _) = org_and_config(&db).await;
+    let contact: Uuid = sqlx::query_scalar(
+        "INSERT INTO contacts (id, organization_id, phone_numbers)
+         VALUES (gen_random_uuid(), $1, '{+14155552671}') RETURNING id",
+    )
+    .bind(org)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut writer = db.pool.begin().await.unwrap();
+    sqlx::query(&attempts_of(&[contact], 1))
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    // The delete waits for the writer's lock on the contact...
+    let pool = db.pool.clone();
+    let delete = tokio::spawn(async move {
+        sqlx::query("DELETE FROM contacts WHERE id = $1")
+            .bind(contact)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !delete.is_finished(),
+        "the delete did not wait for the writer"
+    );
+    writer.commit().await.unwrap();
+    // ...then sees the attempt written and deletes it with the contact.
+    assert_eq!(delete.await.unwrap(), 1);
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+    // The other way round: a writer that comes after the delete is refused.
+    let err = sqlx::query(&attempts_of(&[contact], 2))
+        .execute(&db.pool)
+        .await
+        .unwrap_err();
+    assert!(is_reference_violation(err));
+}
