@@ -5,6 +5,8 @@
 # target/peer (its code is not part of this repository) and built with the
 # machine's toolchain.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/peer.sh
+# DIALERD_ARGS adds arguments to dialerd's throughput run (say
+# "--contacts 1200000" on a machine where 2,000,000 take long to seed).
 # For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +64,8 @@ peer_run() {
 }
 
 dialerd_run() {
-  cargo bench -q --bench load -- throughput --url "$url" | tail -n1 |
+  # shellcheck disable=SC2086 # DIALERD_ARGS is a list of arguments
+  cargo bench -q --bench load -- throughput --url "$url" ${DIALERD_ARGS:-} | tail -n1 |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
 }
 
