@@ -5,8 +5,9 @@
 # target/peer (its code is not part of this repository) and built with the
 # machine's toolchain.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/peer.sh
-# DIALERD_ARGS adds arguments to dialerd's throughput run (say
-# "--contacts 1200000" on a machine where 2,000,000 take long to seed).
+# LOAD_ARGS adds arguments to dialerd's throughput run (say
+# "--contacts 1200000" on a machine where 2,000,000 take long to seed);
+# not DIALERD_*, which the daemon's settings would read as a key.
 # For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,8 +65,8 @@ peer_run() {
 }
 
 dialerd_run() {
-  # shellcheck disable=SC2086 # DIALERD_ARGS is a list of arguments
-  cargo bench -q --bench load -- throughput --url "$url" ${DIALERD_ARGS:-} | tail -n1 |
+  # shellcheck disable=SC2086 # LOAD_ARGS is a list of arguments
+  cargo bench -q --bench load -- throughput --url "$url" ${LOAD_ARGS:-} | tail -n1 |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
 }
 
