@@ -61,7 +61,7 @@ peer_run() {
   rm -f "$log"
   # Drop the bench database the stopped bench left behind.
   psql -Atq "$url" -c "SELECT datname FROM pg_database WHERE datname LIKE '__bench_graphile_worker_%'" |
-    while read -r db; do psql -q "$url" -c "DROP DATABASE \"$db\" WITH (FORCE)"; done
+    while read -r db; do psql -q "$url" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 }
 
 dialerd_run() {
