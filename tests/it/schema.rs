@@ -263,29 +263,23 @@ async fn an_attempt_belongs_to_a_contact_and_goes_with_it() {
         .await;
     assert!(is_reference_violation(renamed.unwrap_err()));
     // A contact's attempts go with it, alone or by its campaign's cascade.
-    let left = |id: Uuid| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM attempts WHERE contact_id = $1")
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(left(ids[2]).await, 3);
+    let left = |id: Uuid| format!("SELECT count(*) FROM attempts WHERE contact_id = '{id}'");
+    assert_eq!(db.count(&left(ids[2])).await, 3);
     sqlx::query("DELETE FROM contacts WHERE id = $1")
         .bind(ids[2])
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(left(ids[2]).await, 0);
+    assert_eq!(db.count(&left(ids[2])).await, 0);
     sqlx::query("DELETE FROM campaigns WHERE organization_id = $1")
         .bind(org)
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(left(ids[0]).await + left(ids[1]).await, 0);
+    assert_eq!(
+        db.count(&left(ids[0])).await + db.count(&left(ids[1])).await,
+        0
+    );
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 1);
     sqlx::query("TRUNCATE contacts")
         .execute(&db.pool)
