@@ -293,6 +293,18 @@ async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainR
         .recorder
         .call(RecorderMessage::FlushNow, Some(CALL_TIMEOUT))
         .await;
+    // No lease is needed past this point. The keeper stops first, after the
+    // beat it may be in: a heartbeat that ran after the deregistration below
+    // found no row and registered this instance again, leaving a row behind
+    // a clean stop (seen in CI on a loaded machine).
+    let keeper = state.keeper.get_cell();
+    if keeper
+        .stop_and_wait(Some("draining".into()), Some(CALL_TIMEOUT))
+        .await
+        .is_err()
+    {
+        let _ = keeper.kill_and_wait(Some(CALL_TIMEOUT)).await;
+    }
     let released = db::recovery::recover(
         &deps.pool,
         &[deps.instance],

@@ -628,3 +628,38 @@ async fn readiness_follows_the_database_and_the_dialer_loop() {
     running.wait().await.unwrap();
     engine.stop(Duration::from_secs(5)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stopped_engine_leaves_no_instance_behind_even_mid_heartbeat() {
+    let db = crate::helpers::TestDb::new().await;
+    let mut settings = engine_settings(&db, 1);
+    settings.dialer.lease_seconds = 10;
+    let engine = start_engine(&db, &settings, SystemClock).await;
+    // Every heartbeat now takes 1.5 s between taking its snapshot and
+    // updating the row: a stop that deregisters meanwhile must wait for it,
+    // or the heartbeat finds its row gone and registers the instance again.
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_heartbeat() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
+         CREATE TRIGGER slow_heartbeat BEFORE UPDATE ON dialer_instances
+             FOR EACH STATEMENT EXECUTE FUNCTION slow_heartbeat();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    eventually(10, "a heartbeat under way", || async {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE query LIKE 'UPDATE dialer_instances%' AND wait_event = 'PgSleep'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    engine.stop(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM dialer_instances").await,
+        0,
+        "the instance registered again after its stop"
+    );
+}
