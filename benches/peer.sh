@@ -6,7 +6,7 @@
 # machine's toolchain.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres bash benches/peer.sh
 # LOAD_ARGS adds arguments to dialerd's throughput run (say
-# "--contacts 1200000" on a machine where 2,000,000 take long to seed);
+# "--contacts 1200000" on a machine where 3,000,000 take long to seed);
 # not DIALERD_*, which the daemon's settings would read as a key.
 # For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
 set -euo pipefail
