@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     around_the_clock, assert_attempts_accounted, engine_settings, eventually, start_engine,
-    upcoming, TestApp,
+    upcoming, TestApp, TestDb,
 };
 
 async fn attempts_of(app: &TestApp, external_id: &str) -> Vec<Value> {
@@ -631,7 +631,7 @@ async fn readiness_follows_the_database_and_the_dialer_loop() {
 
 #[tokio::test]
 async fn a_stopped_engine_leaves_no_instance_behind_even_mid_heartbeat() {
-    let db = crate::helpers::TestDb::new().await;
+    let db = TestDb::new().await;
     let mut settings = engine_settings(&db, 1);
     settings.dialer.lease_seconds = 10;
     let engine = start_engine(&db, &settings, SystemClock).await;
@@ -650,7 +650,8 @@ async fn a_stopped_engine_leaves_no_instance_behind_even_mid_heartbeat() {
     eventually(10, "a heartbeat under way", || async {
         db.count(
             "SELECT count(*) FROM pg_stat_activity
-              WHERE query LIKE 'UPDATE dialer_instances%' AND wait_event = 'PgSleep'",
+              WHERE datname = current_database() AND query LIKE 'UPDATE dialer_instances%'
+                AND wait_event = 'PgSleep'",
         )
         .await
             == 1
