@@ -195,8 +195,13 @@ async fn deleting_an_organization_deletes_everything_it_owns() {
     }
 }
 
-/// Writes one closed attempt (number `n`) of each of `contacts`, in one statement.
-fn attempts_of(contacts: &[Uuid], n: i32) -> String {
+/// Runs one statement on its own.
+async fn run(db: &TestDb, sql: &str) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+    sqlx::query(sql).execute(&db.pool).await
+}
+
+/// One statement writing a closed attempt (number `n`) of each of `contacts`.
+fn insert_attempts(contacts: &[Uuid], n: i32) -> String {
     let list: Vec<String> = contacts.iter().map(|c| format!("'{c}'")).collect();
     format!(
         "INSERT INTO attempts (id, organization_id, contact_id, attempt_number, phone_number,
@@ -228,63 +233,52 @@ async fn an_attempt_belongs_to_a_contact_and_goes_with_it() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    let run = |sql: String| {
-        let pool = db.pool.clone();
-        async move { sqlx::query(&sql).execute(&pool).await }
-    };
     // No contact, no attempt: alone or among good rows, and nothing written.
     let missing = Uuid::now_v7();
-    assert!(is_reference_violation(
-        run(attempts_of(&[missing], 1)).await.unwrap_err()
-    ));
-    let mixed = attempts_of(&[ids[0], missing, ids[1]], 1);
-    assert!(is_reference_violation(run(mixed).await.unwrap_err()));
+    let alone = insert_attempts(&[missing], 1);
+    assert!(is_reference_violation(run(&db, &alone).await.unwrap_err()));
+    let mixed = insert_attempts(&[ids[0], missing, ids[1]], 1);
+    assert!(is_reference_violation(run(&db, &mixed).await.unwrap_err()));
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
     for (i, id) in ids.iter().enumerate() {
-        run(attempts_of(&[*id], 1)).await.unwrap();
-        run(attempts_of(&[*id], 2 + i as i32)).await.unwrap();
+        run(&db, &insert_attempts(&[*id], 1)).await.unwrap();
+        run(&db, &insert_attempts(&[*id], 2 + i as i32))
+            .await
+            .unwrap();
     }
     // An attempt moved to a contact that does not exist is refused; to one
     // that does, allowed; a contact keeps its id.
-    let moved = format!(
-        "UPDATE attempts SET contact_id = $1 WHERE contact_id = '{}' AND attempt_number = 5",
-        ids[3]
+    let move_to = |to: Uuid| {
+        format!(
+            "UPDATE attempts SET contact_id = '{to}' WHERE contact_id = '{}' AND attempt_number = 5",
+            ids[3]
+        )
+    };
+    assert!(is_reference_violation(
+        run(&db, &move_to(missing)).await.unwrap_err()
+    ));
+    run(&db, &move_to(ids[2])).await.unwrap();
+    let renamed = format!(
+        "UPDATE contacts SET id = gen_random_uuid() WHERE id = '{}'",
+        ids[0]
     );
-    let err = sqlx::query(&moved).bind(missing).execute(&db.pool).await;
-    assert!(is_reference_violation(err.unwrap_err()));
-    sqlx::query(&moved)
-        .bind(ids[2])
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let renamed = sqlx::query("UPDATE contacts SET id = gen_random_uuid() WHERE id = $1")
-        .bind(ids[0])
-        .execute(&db.pool)
-        .await;
-    assert!(is_reference_violation(renamed.unwrap_err()));
+    assert!(is_reference_violation(
+        run(&db, &renamed).await.unwrap_err()
+    ));
     // A contact's attempts go with it, alone or by its campaign's cascade.
     let left = |id: Uuid| format!("SELECT count(*) FROM attempts WHERE contact_id = '{id}'");
     assert_eq!(db.count(&left(ids[2])).await, 3);
-    sqlx::query("DELETE FROM contacts WHERE id = $1")
-        .bind(ids[2])
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let deleted = format!("DELETE FROM contacts WHERE id = '{}'", ids[2]);
+    run(&db, &deleted).await.unwrap();
     assert_eq!(db.count(&left(ids[2])).await, 0);
-    sqlx::query("DELETE FROM campaigns WHERE organization_id = $1")
-        .bind(org)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let cascaded = format!("DELETE FROM campaigns WHERE organization_id = '{org}'");
+    run(&db, &cascaded).await.unwrap();
     assert_eq!(
         db.count(&left(ids[0])).await + db.count(&left(ids[1])).await,
         0
     );
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 1);
-    sqlx::query("TRUNCATE contacts")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    run(&db, "TRUNCATE contacts").await.unwrap();
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
 }
 
@@ -301,7 +295,7 @@ async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along(
     .await
     .unwrap();
     let mut writer = db.pool.begin().await.unwrap();
-    sqlx::query(&attempts_of(&[contact], 1))
+    sqlx::query(&insert_attempts(&[contact], 1))
         .execute(&mut *writer)
         .await
         .unwrap();
@@ -325,9 +319,6 @@ async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along(
     assert_eq!(delete.await.unwrap(), 1);
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
     // The other way round: a writer that comes after the delete is refused.
-    let err = sqlx::query(&attempts_of(&[contact], 2))
-        .execute(&db.pool)
-        .await
-        .unwrap_err();
-    assert!(is_reference_violation(err));
+    let late = insert_attempts(&[contact], 2);
+    assert!(is_reference_violation(run(&db, &late).await.unwrap_err()));
 }
