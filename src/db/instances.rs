@@ -78,7 +78,8 @@ pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueTable {
     /// Every claim leaves dead entries in the claim index, which each later
-    /// claim steps over until they are vacuumed.
+    /// claim steps over until they are vacuumed; with it, the active-call
+    /// ledger, whose folded rows each claim's read steps over.
     Contacts,
     /// One dead row version per call (the open attempt, closed); none is
     /// read by a claim.
@@ -88,7 +89,7 @@ pub enum QueueTable {
 impl QueueTable {
     fn vacuum_sql(self) -> &'static str {
         match self {
-            QueueTable::Contacts => "VACUUM (ANALYZE) contacts",
+            QueueTable::Contacts => "VACUUM (ANALYZE) contacts, active_call_deltas",
             QueueTable::Attempts => "VACUUM (ANALYZE) attempts",
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::helpers::TestDb;
+use crate::helpers::{assert_ledger_agrees, TestDb};
 
 async fn config_of(db: &TestDb, org: Uuid) -> Uuid {
     sqlx::query_scalar(
@@ -321,4 +321,134 @@ async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along(
     // The other way round: a writer that comes after the delete is refused.
     let late = insert_attempts(&[contact], 2);
     assert!(is_reference_violation(run(&db, &late).await.unwrap_err()));
+}
+
+/// The sum of an organization's rows in the active-call ledger.
+async fn ledger_of(db: &TestDb, org: Uuid) -> i64 {
+    db.count(&format!(
+        "SELECT coalesce(sum(delta), 0)::int8 FROM active_call_deltas WHERE organization_id = '{org}'"
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn the_active_call_ledger_follows_every_write_to_contacts() {
+    use dialerd::db::dialer::fold_active_calls;
+    let db = TestDb::new().await;
+    let (a, config) = org_and_config(&db).await;
+    let (b, _) = org_and_config(&db).await;
+    let campaign: Uuid = sqlx::query_scalar(
+        "INSERT INTO campaigns (id, organization_id, name, configuration_id)
+         VALUES (gen_random_uuid(), $1, 'k', $2) RETURNING id",
+    )
+    .bind(a)
+    .bind(config)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let add = |org: Uuid, campaign: Option<Uuid>, n: i32, status: &str| {
+        let campaign = campaign.map_or("NULL".into(), |k| format!("'{k}'"));
+        let owner = if status == "pending" {
+            "NULL, NULL"
+        } else {
+            "gen_random_uuid(), now()"
+        };
+        format!(
+            "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers, status, owner_instance, claimed_at)
+             SELECT gen_random_uuid(), '{org}', {campaign}, '{{+14155552671}}', '{status}', {owner}
+               FROM generate_series(1, {n})"
+        )
+    };
+    let rows = || db.count("SELECT count(*) FROM active_call_deltas");
+    let set_a = |set: &str, filter: &str| {
+        format!("UPDATE contacts SET {set} WHERE organization_id = '{a}' AND {filter}")
+    };
+    let claim = "status = 'locked', owner_instance = gen_random_uuid(), claimed_at = now()";
+    let unclaim = "owner_instance = NULL, claimed_at = NULL";
+
+    // Inserted waiting or already claimed.
+    run(&db, &add(a, Some(campaign), 4, "pending"))
+        .await
+        .unwrap();
+    run(&db, &add(a, Some(campaign), 2, "in_progress"))
+        .await
+        .unwrap();
+    assert_eq!(ledger_of(&db, a).await, 2);
+    // Claimed, moved between the two active states (no row), finished.
+    run(&db, &set_a(claim, "status = 'pending'")).await.unwrap();
+    assert_eq!(ledger_of(&db, a).await, 6);
+    let before = rows().await;
+    run(&db, &set_a("status = 'in_progress'", "status = 'locked'"))
+        .await
+        .unwrap();
+    assert_eq!(rows().await, before, "no net change, no row");
+    let finish = format!("status = 'completed', {unclaim}");
+    let three = "id IN (SELECT id FROM contacts ORDER BY id LIMIT 3)";
+    run(&db, &set_a(&finish, three)).await.unwrap();
+    assert_eq!(ledger_of(&db, a).await, 3);
+    assert_ledger_agrees(&db.pool).await;
+
+    // One statement across organizations; a write rolled back counts nothing.
+    run(&db, &add(b, None, 2, "locked")).await.unwrap();
+    run(
+        &db,
+        &format!("UPDATE contacts SET status = 'pending', {unclaim} WHERE status <> 'completed'"),
+    )
+    .await
+    .unwrap();
+    assert_eq!((ledger_of(&db, a).await, ledger_of(&db, b).await), (0, 0));
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query(&set_a(claim, "status = 'pending'"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(ledger_of(&db, a).await, 0);
+    assert_ledger_agrees(&db.pool).await;
+
+    // Deleted one by one, by the campaign's cascade, by the organization's.
+    run(&db, &set_a(claim, "status = 'pending'")).await.unwrap();
+    run(&db, &add(b, None, 2, "in_progress")).await.unwrap();
+    let one = format!(
+        "DELETE FROM contacts WHERE id = (SELECT id FROM contacts WHERE organization_id = '{a}' AND status = 'locked' LIMIT 1)"
+    );
+    run(&db, &one).await.unwrap();
+    assert_eq!(ledger_of(&db, a).await, 2);
+    run(
+        &db,
+        &format!("DELETE FROM campaigns WHERE id = '{campaign}'"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ledger_of(&db, a).await, 0);
+    run(&db, &format!("DELETE FROM organizations WHERE id = '{b}'"))
+        .await
+        .unwrap();
+    assert_eq!(ledger_of(&db, b).await, 0);
+    assert_ledger_agrees(&db.pool).await;
+
+    // Folding keeps every sum and drops the organizations at zero.
+    run(&db, &add(a, None, 3, "in_progress")).await.unwrap();
+    assert!(rows().await > 5);
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(fold_active_calls(&mut conn).await.unwrap(), 1);
+    assert_eq!(rows().await, 1);
+    assert_eq!(ledger_of(&db, a).await, 3);
+    assert_ledger_agrees(&db.pool).await;
+
+    // A fold neither waits for nor loses a change not yet committed.
+    let mut writer = db.pool.begin().await.unwrap();
+    sqlx::query(&add(a, None, 2, "locked"))
+        .execute(&mut *writer)
+        .await
+        .unwrap();
+    let fold = fold_active_calls(&mut conn);
+    let folded = tokio::time::timeout(Duration::from_secs(5), fold).await;
+    assert_eq!(folded.expect("the fold waited").unwrap(), 1);
+    writer.commit().await.unwrap();
+    assert_eq!(ledger_of(&db, a).await, 5);
+    assert_ledger_agrees(&db.pool).await;
+
+    run(&db, "TRUNCATE contacts").await.unwrap();
+    assert_eq!(rows().await, 0);
 }
