@@ -17,10 +17,6 @@ use crate::domain::status::{ContactStatus, Outcome};
 /// Serializes claim cycles of every instance, so counted limits hold.
 const CLAIM_LOCK: i64 = 0x6469_616c_6572;
 
-/// Rows the active-call ledger may hold beyond two per organization before
-/// a claim folds it.
-const LEDGER_SLACK: i64 = 256;
-
 /// The open gates of every running campaign, flattened for the claim.
 #[derive(Debug, Default, Clone)]
 pub struct OpenGates {
@@ -63,9 +59,6 @@ struct OrgRoom {
     concurrency_limit: i32,
     active: i64,
     all_active: i64,
-    /// Rows in the active-call ledger, and organizations they are of.
-    ledger_entries: i64,
-    ledger_organizations: i64,
     /// The first group of its waiting contacts with one due.
     #[sqlx(flatten)]
     group: Group,
@@ -141,20 +134,17 @@ pub async fn claim<T>(
         .bind(CLAIM_LOCK)
         .execute(&mut *tx)
         .await?;
-    // Active calls of every organization, and in all, from the ledger that
-    // the contacts' triggers keep (migration 8), not from a count of the
-    // contacts; only organizations with due work are listed (none: nothing
-    // to claim), with their first (priority, retry) group that has some,
-    // found by `next_due_group` one index probe per group, not by a read of
-    // every waiting contact.
+    // Active calls of every organization, and in all, from one scan; only
+    // organizations with due work are listed (none: nothing to claim), with
+    // their first (priority, retry) group that has some, found by
+    // `next_due_group` one index probe per group, not by a read of every
+    // waiting contact.
     let orgs: Vec<OrgRoom> = sqlx::query_as(
         "WITH busy AS (
-             SELECT organization_id, sum(delta)::int8 AS n, count(*) AS entries
-               FROM active_call_deltas GROUP BY organization_id)
+             SELECT organization_id, count(*) AS n FROM contacts
+              WHERE status IN ('locked', 'in_progress') GROUP BY organization_id)
          SELECT o.id, o.concurrency_limit, coalesce(b.n, 0) AS active,
                 (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active,
-                (SELECT coalesce(sum(entries), 0) FROM busy)::int8 AS ledger_entries,
-                (SELECT count(*) FROM busy) AS ledger_organizations,
                 g.group_priority, g.group_retry, g.group_first_due
            FROM organizations o LEFT JOIN busy b ON b.organization_id = o.id
                 CROSS JOIN LATERAL next_due_group(o.id, $1, NULL, NULL) g
@@ -163,16 +153,12 @@ pub async fn claim<T>(
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let Some(first) = orgs.first() else {
+    let Some(active) = orgs.first().map(|o| o.all_active) else {
         return Ok(Batch {
             calls: Vec::new(),
             attempts: Attempts::default(),
         });
     };
-    let active = first.all_active;
-    if first.ledger_entries > 2 * first.ledger_organizations + LEDGER_SLACK {
-        fold_active_calls(&mut tx).await?;
-    }
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
     let loads: Vec<Load> = orgs
         .iter()
@@ -505,23 +491,6 @@ async fn claim_in_group(
     .bind(group.first_due)
     .fetch_all(&mut **tx)
     .await
-}
-
-/// Folds the active-call ledger: each organization's rows become one row
-/// holding their sum, and organizations whose rows sum to zero keep none.
-/// The rows deleted are the rows summed, in one statement, so a change
-/// committed meanwhile is neither lost nor counted twice; writers only
-/// insert, so the fold waits on none of them. Returns the rows left.
-pub async fn fold_active_calls(conn: &mut sqlx::PgConnection) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
-        "WITH gone AS (DELETE FROM active_call_deltas RETURNING organization_id, delta)
-         INSERT INTO active_call_deltas (organization_id, delta)
-         SELECT organization_id, sum(delta) FROM gone
-          GROUP BY organization_id HAVING sum(delta) <> 0",
-    )
-    .execute(conn)
-    .await?
-    .rows_affected())
 }
 
 /// Hands back claimed contacts that have no open attempt (no call was

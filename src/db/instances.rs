@@ -78,8 +78,7 @@ pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueTable {
     /// Every claim leaves dead entries in the claim index, which each later
-    /// claim steps over until they are vacuumed; with it, the active-call
-    /// ledger, whose folded rows each claim's read steps over.
+    /// claim steps over until they are vacuumed.
     Contacts,
     /// One dead row version per call (the open attempt, closed); none is
     /// read by a claim.
@@ -89,7 +88,7 @@ pub enum QueueTable {
 impl QueueTable {
     fn vacuum_sql(self) -> &'static str {
         match self {
-            QueueTable::Contacts => "VACUUM (ANALYZE) contacts, active_call_deltas",
+            QueueTable::Contacts => "VACUUM (ANALYZE) contacts",
             QueueTable::Attempts => "VACUUM (ANALYZE) attempts",
         }
     }

@@ -11,7 +11,7 @@ use dialerd::domain::plan::Gate;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::{assert_attempts_accounted, assert_ledger_agrees, eventually, TestDb};
+use crate::helpers::{assert_attempts_accounted, eventually, TestDb};
 
 /// An active campaign of `n` due contacts.
 async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
@@ -560,65 +560,4 @@ async fn only_the_claim_commits_without_waiting_for_disk() {
             .len(),
         2
     );
-}
-
-#[tokio::test]
-async fn limits_hold_by_the_active_call_ledger_which_the_claim_folds() {
-    let db = TestDb::new().await;
-    let campaign = campaign(&db, "ledger", 20).await;
-    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
-        .bind(campaign)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    // Four calls of another instance, written by hand; and a ledger grown
-    // long (600 rows that cancel out), past what a claim leaves as it is.
-    exec(
-        &db,
-        "UPDATE contacts SET status = 'in_progress', attempt_count = 1, owner_instance = gen_random_uuid(),
-                claimed_at = now()
-          WHERE id IN (SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id LIMIT 4)",
-        campaign,
-    )
-    .await;
-    exec(
-        &db,
-        "INSERT INTO active_call_deltas (organization_id, delta)
-         SELECT $1, d FROM generate_series(1, 300), unnest(ARRAY[1, -1]) AS d",
-        org,
-    )
-    .await;
-    let rows = || db.count("SELECT count(*) FROM active_call_deltas");
-    assert_eq!(rows().await, 601, "the four's row, and the 600");
-
-    // The limit is 10: room for 6, and the fold leaves one row besides the
-    // claim's own.
-    let batch = claim(&db, Uuid::now_v7(), campaign, 20).await;
-    assert_eq!(batch.calls.len(), 6);
-    assert_eq!(rows().await, 2);
-    assert_eq!(
-        db.count("SELECT sum(delta)::int8 FROM active_call_deltas")
-            .await,
-        10
-    );
-    assert!(claim(&db, Uuid::now_v7(), campaign, 20)
-        .await
-        .calls
-        .is_empty());
-    assert_ledger_agrees(&db.pool).await;
-
-    // Calls ending make room again.
-    exec(
-        &db,
-        "UPDATE contacts SET status = 'pending', owner_instance = NULL, claimed_at = NULL
-          WHERE campaign_id = $1 AND attempt_count = 1 AND status = 'in_progress'
-            AND id IN (SELECT id FROM contacts WHERE campaign_id = $1 ORDER BY id LIMIT 4)",
-        campaign,
-    )
-    .await;
-    assert_eq!(
-        claim(&db, Uuid::now_v7(), campaign, 20).await.calls.len(),
-        4
-    );
-    assert_ledger_agrees(&db.pool).await;
 }

@@ -413,26 +413,6 @@ pub async fn assert_attempts_accounted(pool: &PgPool) {
     .await
     .unwrap();
     assert_eq!(bad_final, 0, "a completed contact without a completed call");
-    assert_ledger_agrees(pool).await;
-}
-
-/// Asserts the active-call ledger gives every organization its count of
-/// locked and in-progress contacts (none: no rows, or rows summing to 0).
-pub async fn assert_ledger_agrees(pool: &PgPool) {
-    let off: Vec<(Option<Uuid>, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT organization_id, l.n::int8, c.n
-           FROM (SELECT organization_id, sum(delta) AS n FROM active_call_deltas GROUP BY 1) l
-                FULL JOIN (SELECT organization_id, count(*) AS n FROM contacts
-                            WHERE status IN ('locked', 'in_progress') GROUP BY 1) c USING (organization_id)
-          WHERE coalesce(l.n, 0) <> coalesce(c.n, 0)",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert!(
-        off.is_empty(),
-        "ledger (organization, ledger, contacts): {off:?}"
-    );
 }
 
 /// A `dialerd` process with test timers, killed when dropped.

@@ -93,10 +93,9 @@ async fn systemd_hears_ready_status_watchdog_and_stopping_and_no_pings_while_wed
         "{start:?}"
     );
 
-    // Wedge the dialer loop: its next claim waits on this lock (its first
-    // read is the active-call ledger's).
+    // Wedge the dialer loop: its next claim waits on this lock.
     let mut tx = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE active_call_deltas IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await
         .unwrap();
