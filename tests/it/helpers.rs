@@ -72,6 +72,11 @@ impl TestDb {
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
     }
+
+    /// Runs one statement on its own, for tests that look at its error.
+    pub async fn run(&self, sql: &str) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
+        sqlx::query(sql).execute(&self.pool).await
+    }
 }
 
 impl Drop for TestDb {

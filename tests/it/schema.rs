@@ -195,11 +195,6 @@ async fn deleting_an_organization_deletes_everything_it_owns() {
     }
 }
 
-/// Runs one statement on its own.
-async fn run(db: &TestDb, sql: &str) -> Result<sqlx::postgres::PgQueryResult, sqlx::Error> {
-    sqlx::query(sql).execute(&db.pool).await
-}
-
 /// One statement writing a closed attempt (number `n`) of each of `contacts`.
 fn insert_attempts(contacts: &[Uuid], n: i32) -> String {
     let list: Vec<String> = contacts.iter().map(|c| format!("'{c}'")).collect();
@@ -236,13 +231,13 @@ async fn an_attempt_belongs_to_a_contact_and_goes_with_it() {
     // No contact, no attempt: alone or among good rows, and nothing written.
     let missing = Uuid::now_v7();
     let alone = insert_attempts(&[missing], 1);
-    assert!(is_reference_violation(run(&db, &alone).await.unwrap_err()));
+    assert!(is_reference_violation(db.run(&alone).await.unwrap_err()));
     let mixed = insert_attempts(&[ids[0], missing, ids[1]], 1);
-    assert!(is_reference_violation(run(&db, &mixed).await.unwrap_err()));
+    assert!(is_reference_violation(db.run(&mixed).await.unwrap_err()));
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
     for (i, id) in ids.iter().enumerate() {
-        run(&db, &insert_attempts(&[*id], 1)).await.unwrap();
-        run(&db, &insert_attempts(&[*id], 2 + i as i32))
+        db.run(&insert_attempts(&[*id], 1)).await.unwrap();
+        db.run(&insert_attempts(&[*id], 2 + i as i32))
             .await
             .unwrap();
     }
@@ -255,30 +250,28 @@ async fn an_attempt_belongs_to_a_contact_and_goes_with_it() {
         )
     };
     assert!(is_reference_violation(
-        run(&db, &move_to(missing)).await.unwrap_err()
+        db.run(&move_to(missing)).await.unwrap_err()
     ));
-    run(&db, &move_to(ids[2])).await.unwrap();
+    db.run(&move_to(ids[2])).await.unwrap();
     let renamed = format!(
         "UPDATE contacts SET id = gen_random_uuid() WHERE id = '{}'",
         ids[0]
     );
-    assert!(is_reference_violation(
-        run(&db, &renamed).await.unwrap_err()
-    ));
+    assert!(is_reference_violation(db.run(&renamed).await.unwrap_err()));
     // A contact's attempts go with it, alone or by its campaign's cascade.
     let left = |id: Uuid| format!("SELECT count(*) FROM attempts WHERE contact_id = '{id}'");
     assert_eq!(db.count(&left(ids[2])).await, 3);
     let deleted = format!("DELETE FROM contacts WHERE id = '{}'", ids[2]);
-    run(&db, &deleted).await.unwrap();
+    db.run(&deleted).await.unwrap();
     assert_eq!(db.count(&left(ids[2])).await, 0);
     let cascaded = format!("DELETE FROM campaigns WHERE organization_id = '{org}'");
-    run(&db, &cascaded).await.unwrap();
+    db.run(&cascaded).await.unwrap();
     assert_eq!(
         db.count(&left(ids[0])).await + db.count(&left(ids[1])).await,
         0
     );
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 1);
-    run(&db, "TRUNCATE contacts").await.unwrap();
+    db.run("TRUNCATE contacts").await.unwrap();
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
 }
 
@@ -320,5 +313,5 @@ async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along(
     assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
     // The other way round: a writer that comes after the delete is refused.
     let late = insert_attempts(&[contact], 2);
-    assert!(is_reference_violation(run(&db, &late).await.unwrap_err()));
+    assert!(is_reference_violation(db.run(&late).await.unwrap_err()));
 }
