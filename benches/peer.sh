@@ -9,10 +9,18 @@
 # "--contacts 1200000" on a machine where 3,000,000 take long to seed);
 # not DIALERD_*, which the daemon's settings would read as a key.
 # For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
+# A=floor (or A=write_path) puts benches/pgbench.sh with that SQL script in
+# dialerd's turn: bare SQL, no engine (BATCH 2000 and CONTACTS 2500000 unless
+# set; BENCHMARKS.md, tenth round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pairs=${PAIRS:-3}
+turn=${A:-dialerd}
+case $turn in
+  dialerd | floor | write_path) ;;
+  *) echo "A is dialerd, floor or write_path, not $turn" >&2; exit 1 ;;
+esac
 version=${PEER_VERSION:-0.14.1}
 work="$PWD/target/peer"
 
@@ -70,8 +78,13 @@ dialerd_run() {
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
 }
 
+sql_run() {
+  SQL=$turn BATCH=${BATCH:-2000} CONTACTS=${CONTACTS:-2500000} DATABASE_URL="$url" bash benches/pgbench.sh | tail -n1 |
+    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
+}
+
 for i in $(seq 1 "$pairs"); do
-  a=$(dialerd_run)
+  if [ "$turn" = dialerd ]; then a=$(dialerd_run); else a=$(sql_run); fi
   b=$(peer_run)
-  python3 -c "import sys; a, b = float(sys.argv[2]), float(sys.argv[3]); print(f'pair {sys.argv[1]}: dialerd {a:.0f} contacts/s, graphile_worker {b:.0f} jobs/s, ratio {a / b:.2f}')" "$i" "$a" "$b"
+  python3 -c "import sys; a, b = float(sys.argv[3]), float(sys.argv[4]); print(f'pair {sys.argv[1]}: {sys.argv[2]} {a:.0f} contacts/s, graphile_worker {b:.0f} jobs/s, ratio {a / b:.2f}')" "$i" "$turn" "$a" "$b"
 done
