@@ -56,6 +56,18 @@ pub enum Settled {
     Unknown,
 }
 
+/// The attempt a callback is about: the one with its conversation id, or
+/// else the attempt id it names, if that attempt has no other conversation.
+/// `$1` conversation id, `$2` attempt id (may be null). Both arms are index
+/// lookups (`attempts_by_conversation`, the primary key), never a read of
+/// every attempt.
+pub const FIND_CALLBACK_ATTEMPT: &str =
+    "SELECT id, contact_id, outcome IS NULL AS open FROM attempts
+  WHERE conversation_id = $1
+     OR (id = $2 AND (conversation_id IS NULL OR conversation_id = $1))
+  ORDER BY conversation_id = $1 DESC NULLS LAST
+  LIMIT 1";
+
 #[derive(sqlx::FromRow)]
 struct Found {
     id: Uuid,
@@ -72,17 +84,11 @@ pub async fn settle(
     callback: &Callback,
     now: DateTime<Utc>,
 ) -> Result<Settled, DbError> {
-    let found: Option<Found> = sqlx::query_as(
-        "SELECT id, contact_id, outcome IS NULL AS open FROM attempts
-          WHERE conversation_id = $1
-             OR (id = $2 AND (conversation_id IS NULL OR conversation_id = $1))
-          ORDER BY conversation_id = $1 DESC NULLS LAST
-          LIMIT 1",
-    )
-    .bind(&callback.conversation_id)
-    .bind(callback.attempt_id)
-    .fetch_optional(pool)
-    .await?;
+    let found: Option<Found> = sqlx::query_as(FIND_CALLBACK_ATTEMPT)
+        .bind(&callback.conversation_id)
+        .bind(callback.attempt_id)
+        .fetch_optional(pool)
+        .await?;
     let Some(found) = found else {
         return Ok(Settled::Unknown);
     };

@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::Json;
 use dialerd::app::{engine_deps, Running};
 use dialerd::clock::SystemClock;
+use dialerd::db::calls::FIND_CALLBACK_ATTEMPT;
 use dialerd::db::campaigns::{self, NewCampaign};
 use dialerd::db::configurations::{self, ConfigurationBody};
 use dialerd::db::contacts::{self, NewContact, Scope};
@@ -719,4 +720,29 @@ async fn the_callback_route_is_off_with_the_simulated_backend() {
         answer["detail"].as_str().unwrap().contains("not http"),
         "{answer}"
     );
+}
+
+/// A callback finds its attempt through indexes, however many attempts
+/// there are: with sequential scans priced out of the planner's choice,
+/// the lookup's plan still reads no table end to end. Without
+/// `attempts_by_conversation` its only plan was a sequential scan of
+/// `attempts` (44-48 ms a callback at about a million attempts).
+#[tokio::test]
+async fn a_callback_finds_its_attempt_without_reading_every_attempt() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {FIND_CALLBACK_ATTEMPT}"))
+        .bind("conversation-1")
+        .bind(Some(Uuid::now_v7()))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(plan.contains("attempts_by_conversation"), "{plan}");
+    assert!(plan.contains("attempts_pkey"), "{plan}");
 }
