@@ -9,18 +9,17 @@
 # "--contacts 1200000" on a machine where 3,000,000 take long to seed);
 # not DIALERD_*, which the daemon's settings would read as a key.
 # For each pair it prints dialerd's contacts/s, the peer's jobs/s, and the ratio.
-# A=floor (or A=write_path) puts benches/pgbench.sh with that SQL script in
-# dialerd's turn: bare SQL, no engine (BATCH 2000 and CONTACTS 2500000 unless
-# set; BENCHMARKS.md, tenth round).
+# A=floor (or A=write_path, or any script of benches/sql) puts
+# benches/pgbench.sh with that SQL script in dialerd's turn: bare SQL, no
+# engine (BATCH 2000 and CONTACTS 2500000 unless set; BENCHMARKS.md, tenth
+# round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 pairs=${PAIRS:-3}
 turn=${A:-dialerd}
-case $turn in
-  dialerd | floor | write_path) ;;
-  *) echo "A is dialerd, floor or write_path, not $turn" >&2; exit 1 ;;
-esac
+[ "$turn" = dialerd ] || [ -f "benches/sql/$turn.sql" ] ||
+  { echo "A is dialerd or a script of benches/sql (floor, write_path), not $turn" >&2; exit 1; }
 version=${PEER_VERSION:-0.14.1}
 work="$PWD/target/peer"
 
@@ -72,19 +71,19 @@ peer_run() {
     while read -r db; do psql -q "$url" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 }
 
-dialerd_run() {
-  # shellcheck disable=SC2086 # LOAD_ARGS is a list of arguments
-  cargo bench -q --bench load -- throughput --url "$url" ${LOAD_ARGS:-} | tail -n1 |
-    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
-}
-
-sql_run() {
-  SQL=$turn BATCH=${BATCH:-2000} CONTACTS=${CONTACTS:-2500000} DATABASE_URL="$url" bash benches/pgbench.sh | tail -n1 |
-    python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
+# Dialerd's turn: its throughput run, or the SQL script A names; either
+# prints JSON last, whose contacts_per_second is the turn's figure.
+a_run() {
+  if [ "$turn" = dialerd ]; then
+    # shellcheck disable=SC2086 # LOAD_ARGS is a list of arguments
+    cargo bench -q --bench load -- throughput --url "$url" ${LOAD_ARGS:-}
+  else
+    SQL=$turn BATCH=${BATCH:-2000} CONTACTS=${CONTACTS:-2500000} DATABASE_URL="$url" bash benches/pgbench.sh
+  fi | tail -n1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["contacts_per_second"]))'
 }
 
 for i in $(seq 1 "$pairs"); do
-  if [ "$turn" = dialerd ]; then a=$(dialerd_run); else a=$(sql_run); fi
+  a=$(a_run)
   b=$(peer_run)
   python3 -c "import sys; a, b = float(sys.argv[3]), float(sys.argv[4]); print(f'pair {sys.argv[1]}: {sys.argv[2]} {a:.0f} contacts/s, graphile_worker {b:.0f} jobs/s, ratio {a / b:.2f}')" "$i" "$turn" "$a" "$b"
 done
