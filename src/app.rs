@@ -102,8 +102,9 @@ pub fn engine_deps(
 }
 
 /// A daemon: the dialing engine and the HTTP API, until `stop` resolves.
-/// SIGTERM stops new calls, lets calls in flight finish up to the drain
-/// timeout, then releases every claim left before exit.
+/// Then it stops new calls, lets calls in flight finish up to the drain
+/// timeout while the API (status callbacks included) keeps serving,
+/// releases every claim left, and only then closes the listener.
 pub async fn run_until(
     settings: &Settings,
     pool: PgPool,
@@ -139,21 +140,25 @@ pub async fn run_until(
     if let Some(task) = watchdog {
         task.abort();
     }
-    let _ = http_stop.send(());
     let stop_metrics = || {
         if let Some(m) = metrics {
             m.stop();
         }
     };
     if engine_failed {
+        let _ = http_stop.send(());
         running.wait().await?;
         stop_metrics();
         anyhow::bail!("the dialing engine stopped after repeated failures");
     }
+    // The listener stays open through the drain: the platform's callbacks
+    // settle the calls in flight, and /readyz answers 503 meanwhile.
     let drain = Duration::from_secs(settings.dialer.drain_timeout_seconds);
-    let report = engine.stop(drain).await?;
+    let report = engine.stop(drain).await;
+    let _ = http_stop.send(());
     running.wait().await?;
     stop_metrics();
+    let report = report?;
     tracing::info!(
         drained = report.drained,
         released = report.released.released,

@@ -50,6 +50,8 @@ pub struct DispatcherState {
     /// commit's answer was lost): recovered on the next cycle.
     stranded: Vec<Uuid>,
     outage: Outage,
+    /// Draining: answered once no call is in flight or starting.
+    drain: Option<RpcReplyPort<()>>,
 }
 
 pub enum DispatcherMessage {
@@ -72,8 +74,9 @@ pub enum DispatcherMessage {
     Plan(Arc<CampaignPlan>, Vec<Gate>),
     /// A campaign stopped being active.
     Unplan(Uuid),
-    /// Claim nothing more (drain).
-    StopClaiming(RpcReplyPort<()>),
+    /// Claim nothing more, and answer once the last call in flight has
+    /// ended (at once when none is).
+    Drain(RpcReplyPort<()>),
     /// How many calls are in flight.
     Busy(RpcReplyPort<usize>),
 }
@@ -107,6 +110,7 @@ impl Actor for Dispatcher {
             last_cycle: None,
             stranded: Vec::new(),
             outage: Outage::default(),
+            drain: None,
         })
     }
 
@@ -160,9 +164,10 @@ impl Actor for Dispatcher {
                 state.plans.remove(&campaign);
                 rebuild_gates(state);
             }
-            DispatcherMessage::StopClaiming(reply) => {
+            DispatcherMessage::Drain(reply) => {
                 state.claiming = false;
-                let _ = reply.send(());
+                state.drain = Some(reply);
+                answer_drain(state);
             }
             DispatcherMessage::Busy(reply) => {
                 let _ = reply.send(state.busy.len() + state.starting);
@@ -177,6 +182,16 @@ fn free_line(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState, 
     gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
     if state.hungry && state.claiming {
         wake(myself, state);
+    }
+    answer_drain(state);
+}
+
+/// Answers a drain once nothing is in flight: the last call ended.
+fn answer_drain(state: &mut DispatcherState) {
+    if state.busy.is_empty() && state.starting == 0 {
+        if let Some(reply) = state.drain.take() {
+            let _ = reply.send(());
+        }
     }
 }
 

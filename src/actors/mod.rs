@@ -147,6 +147,8 @@ pub async fn listen(
 pub struct Health {
     pub busy: usize,
     pub lines: usize,
+    /// Stopping: no new calls are placed, calls in flight are finishing.
+    pub draining: bool,
 }
 
 /// Asks a running engine whether its supervision tree answers.
@@ -193,7 +195,7 @@ impl Engine {
         let report = self
             .supervisor
             .call(
-                |reply| SupervisorMessage::Drain(deadline, reply),
+                |reply| SupervisorMessage::Drain { deadline, reply },
                 Some(deadline + CALL_TIMEOUT * 2),
             )
             .await?;

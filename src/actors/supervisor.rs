@@ -45,15 +45,31 @@ pub struct SupervisorState {
     /// Campaign actors told to stop, whose exit is expected.
     stopping: HashSet<ActorId>,
     restarts: Vec<Instant>,
-    draining: bool,
+    drain: Drain,
+}
+
+/// Where the engine is in its stop.
+enum Drain {
+    /// Dialing.
+    Running,
+    /// No new calls; waiting for the calls in flight, then answering `reply`.
+    Draining(RpcReplyPort<Result<DrainReport, String>>),
+    /// Every claim released; the engine only waits to be stopped.
+    Drained,
 }
 
 pub enum SupervisorMessage {
     /// The campaigns that are active now, from the poller.
     ActiveCampaigns(Vec<Uuid>),
-    /// Stop claiming, wait up to the duration for calls in flight, write
-    /// results, release what is left, and report.
-    Drain(Duration, RpcReplyPort<Result<DrainReport, String>>),
+    /// Stop claiming, wait until `deadline` for calls in flight, write
+    /// results, release what is left, and report to `reply`.
+    Drain {
+        deadline: Duration,
+        reply: RpcReplyPort<Result<DrainReport, String>>,
+    },
+    /// The dispatcher's calls in flight have all ended (`drained`), or the
+    /// drain's deadline passed first.
+    CallsEnded { drained: bool },
     /// Answer with the line counts if the dispatcher answers within the
     /// duration; no answer at all otherwise.
     Health(Duration, RpcReplyPort<Health>),
@@ -96,7 +112,7 @@ impl Actor for Supervisor {
             campaigns: HashMap::new(),
             stopping: HashSet::new(),
             restarts: Vec::new(),
-            draining: false,
+            drain: Drain::Running,
         })
     }
 
@@ -107,7 +123,7 @@ impl Actor for Supervisor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMessage::ActiveCampaigns(active) if !state.draining => {
+            SupervisorMessage::ActiveCampaigns(active) if matches!(state.drain, Drain::Running) => {
                 sync_campaigns(&myself, state, active).await?;
             }
             SupervisorMessage::ActiveCampaigns(_) => {}
@@ -120,13 +136,24 @@ impl Actor for Supervisor {
                     let _ = reply.send(Health {
                         busy,
                         lines: state.lines.len(),
+                        draining: !matches!(state.drain, Drain::Running),
                     });
                 }
             }
-            SupervisorMessage::Drain(deadline, reply) => {
-                state.draining = true;
-                let report = drain(state, deadline).await;
-                let _ = reply.send(report);
+            SupervisorMessage::Drain { deadline, reply } => match state.drain {
+                Drain::Running => {
+                    state.drain = Drain::Draining(reply);
+                    start_drain(&myself, state, deadline);
+                }
+                Drain::Draining(_) | Drain::Drained => {
+                    let _ = reply.send(Err("the engine is already stopping".into()));
+                }
+            },
+            SupervisorMessage::CallsEnded { drained } => {
+                if let Drain::Draining(reply) = std::mem::replace(&mut state.drain, Drain::Drained)
+                {
+                    let _ = reply.send(finish_drain(state, drained).await);
+                }
             }
         }
         Ok(())
@@ -145,7 +172,7 @@ impl Actor for Supervisor {
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let id = cell.get_id();
-                if state.stopping.remove(&id) || state.draining {
+                if state.stopping.remove(&id) || !matches!(state.drain, Drain::Running) {
                     return Ok(());
                 }
                 tracing::error!(actor = %id, ?reason, "actor stopped unexpectedly");
@@ -264,8 +291,10 @@ async fn restart(
     Ok(())
 }
 
-async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainReport, String> {
-    let deps = &state.deps;
+/// Stops new calls and asks the dispatcher to answer when its last call
+/// has ended; `CallsEnded` comes back then, or at the deadline. The
+/// supervisor's mailbox stays open meanwhile (health checks, line restarts).
+fn start_drain(myself: &ActorRef<SupervisorMessage>, state: &SupervisorState, deadline: Duration) {
     tracing::info!(
         deadline_seconds = deadline.as_secs_f64(),
         "draining: no new calls"
@@ -273,30 +302,27 @@ async fn drain(state: &mut SupervisorState, deadline: Duration) -> Result<DrainR
     for campaign in state.campaigns.values() {
         campaign.stop(Some("draining".into()));
     }
-    let _ = state
-        .dispatcher
-        .call(DispatcherMessage::StopClaiming, Some(CALL_TIMEOUT))
-        .await;
-    let until = Instant::now() + deadline;
-    let drained = loop {
-        let busy = state
-            .dispatcher
-            .call(DispatcherMessage::Busy, Some(CALL_TIMEOUT))
+    let (dispatcher, me) = (state.dispatcher.clone(), myself.clone());
+    tokio::spawn(async move {
+        let answer = dispatcher
+            .call(DispatcherMessage::Drain, Some(deadline))
             .await;
-        match busy {
-            Ok(ractor::rpc::CallResult::Success(0)) => break true,
-            _ if Instant::now() >= until => break false,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
+        let drained = matches!(answer, Ok(ractor::rpc::CallResult::Success(())));
+        let _ = me.cast(SupervisorMessage::CallsEnded { drained });
+    });
+}
+
+/// Once the calls have ended (or the deadline passed): writes the results,
+/// stops the lease, releases every claim left, deregisters.
+async fn finish_drain(state: &mut SupervisorState, drained: bool) -> Result<DrainReport, String> {
+    let deps = &state.deps;
     let _ = state
         .recorder
         .call(RecorderMessage::FlushNow, Some(CALL_TIMEOUT))
         .await;
     // No lease is needed past this point. The keeper stops first, after the
-    // beat it may be in: a heartbeat that ran after the deregistration below
-    // found no row and registered this instance again, leaving a row behind
-    // a clean stop (seen in CI on a loaded machine).
+    // beat it may be in: a heartbeat after the deregistration below would
+    // find no row and register this instance again.
     let keeper = state.keeper.get_cell();
     if keeper
         .stop_and_wait(Some("draining".into()), Some(CALL_TIMEOUT))

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde::Deserialize;
@@ -133,6 +133,55 @@ pub fn classify(status: u16, body: &str) -> Answer {
 
 type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>>;
 
+/// Least time between two warnings that the platform is failing.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether the platform answers: a run of failed requests (connection
+/// errors, time-outs, 408, 429, 5xx) is logged as a WARN when it starts and
+/// at most every `WARN_EVERY` while it lasts, with the count so far, and as
+/// one INFO when a request gets an answer again.
+#[derive(Debug, Default)]
+pub struct Reachability {
+    failing: Option<Failing>,
+}
+
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    failures: u64,
+    warned_at: Instant,
+}
+
+impl Reachability {
+    /// Notes one failed request; true when it is time to warn again.
+    pub fn failed(&mut self, now: Instant) -> Option<u64> {
+        match &mut self.failing {
+            None => {
+                self.failing = Some(Failing {
+                    since: now,
+                    failures: 1,
+                    warned_at: now,
+                });
+                Some(1)
+            }
+            Some(f) => {
+                f.failures += 1;
+                (now.duration_since(f.warned_at) >= WARN_EVERY).then(|| {
+                    f.warned_at = now;
+                    f.failures
+                })
+            }
+        }
+    }
+
+    /// Notes an answer; `Some((failures, seconds))` when it ends a run of failures.
+    pub fn answered(&mut self, now: Instant) -> Option<(u64, f64)> {
+        self.failing
+            .take()
+            .map(|f| (f.failures, now.duration_since(f.since).as_secs_f64()))
+    }
+}
+
 /// The backend; one per daemon.
 pub struct Http {
     client: reqwest::Client,
@@ -140,6 +189,7 @@ pub struct Http {
     pool: PgPool,
     waiting: Waiting,
     listener: JoinHandle<()>,
+    reachability: Mutex<Reachability>,
 }
 
 impl Drop for Http {
@@ -172,6 +222,7 @@ impl Http {
             pool,
             waiting,
             listener,
+            reachability: Mutex::default(),
         })
     }
 
@@ -227,11 +278,39 @@ impl Http {
                 Answer::Retry(_) => "retryable_error",
             };
             metrics::counter!(monitoring::PLATFORM_REQUESTS, "result" => class).increment(1);
+            self.note_reachability(&last);
             if !matches!(last, Answer::Retry(_)) {
                 break;
             }
         }
         last
+    }
+
+    /// Logs the start of a run of failed requests, and its end.
+    fn note_reachability(&self, answer: &Answer) {
+        let now = Instant::now();
+        let mut reachability = self.reachability.lock().expect("reachability lock");
+        match answer {
+            Answer::Retry(error) => {
+                if let Some(failures) = reachability.failed(now) {
+                    tracing::warn!(
+                        failures,
+                        %error,
+                        base_url = %self.settings.base_url,
+                        "the voice-agent platform is failing: call requests get no answer or a retryable error"
+                    );
+                }
+            }
+            Answer::Started { .. } | Answer::Ended(..) => {
+                if let Some((failures, seconds)) = reachability.answered(now) {
+                    tracing::info!(
+                        failures,
+                        after_seconds = seconds,
+                        "the voice-agent platform answers again"
+                    );
+                }
+            }
+        }
     }
 
     /// Waits for the call's final status: a notification, a periodic check
@@ -347,6 +426,23 @@ async fn listen(pool: PgPool, waiting: Waiting) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_platform_failures_warns_once_then_at_most_every_interval_and_ends_once() {
+        let mut r = Reachability::default();
+        let t0 = Instant::now();
+        assert_eq!(r.failed(t0), Some(1));
+        for k in 1..50u64 {
+            assert_eq!(r.failed(t0 + Duration::from_millis(100 * k)), None);
+        }
+        assert_eq!(r.failed(t0 + WARN_EVERY), Some(51));
+        assert_eq!(r.failed(t0 + WARN_EVERY + Duration::from_secs(1)), None);
+        let (failures, seconds) = r.answered(t0 + WARN_EVERY * 2).unwrap();
+        assert_eq!(failures, 52);
+        assert!((seconds - (WARN_EVERY * 2).as_secs_f64()).abs() < 1e-9);
+        assert_eq!(r.answered(t0 + WARN_EVERY * 3), None);
+        assert_eq!(r.failed(t0 + WARN_EVERY * 3), Some(1));
+    }
 
     #[test]
     fn every_answer_class_maps_to_one_result() {

@@ -590,7 +590,10 @@ async fn readiness_follows_the_database_and_the_dialer_loop() {
     let (status, body) = app.call_as(None, Method::GET, "/readyz", None).await;
     assert_eq!(
         (status, body),
-        (StatusCode::OK, json!({"database": true, "dialer": true}))
+        (
+            StatusCode::OK,
+            json!({"database": true, "dialer": true, "draining": false})
+        )
     );
 
     let settings = engine_settings(&app.db, 2);

@@ -420,6 +420,25 @@ pub async fn assert_attempts_accounted(pool: &PgPool) {
     assert_eq!(bad_final, 0, "a completed contact without a completed call");
 }
 
+/// The test settings of a `dialerd` process on `db`, then `env`.
+fn daemon_env(cmd: &mut Command, db: &TestDb, env: &[(&str, &str)]) {
+    cmd.env("DATABASE_URL", &db.url)
+        .env("DIALERD_HTTP__LISTEN", "127.0.0.1:0")
+        .env("DIALERD_METRICS__LISTEN", "127.0.0.1:0")
+        .env("DIALERD_DIALER__HEARTBEAT_SECONDS", "1")
+        .env("DIALERD_DIALER__LEASE_SECONDS", "2")
+        .env("DIALERD_DIALER__PLAN_REFRESH_SECONDS", "1")
+        .env("DIALERD_DIALER__CLAIM_INTERVAL_MS", "10")
+        .env(
+            "RUST_LOG",
+            std::env::var("DAEMON_LOG").unwrap_or("warn".into()),
+        )
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+}
+
 /// A `dialerd` process with test timers, killed when dropped.
 pub struct Daemon(pub Child);
 
@@ -432,22 +451,8 @@ impl Daemon {
     /// `dialerd ARGS...` on `db`, with `env` on top of the test settings.
     pub fn run(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerd"));
-        cmd.args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("DIALERD_HTTP__LISTEN", "127.0.0.1:0")
-            .env("DIALERD_METRICS__LISTEN", "127.0.0.1:0")
-            .env("DIALERD_DIALER__HEARTBEAT_SECONDS", "1")
-            .env("DIALERD_DIALER__LEASE_SECONDS", "2")
-            .env("DIALERD_DIALER__PLAN_REFRESH_SECONDS", "1")
-            .env("DIALERD_DIALER__CLAIM_INTERVAL_MS", "10")
-            .env(
-                "RUST_LOG",
-                std::env::var("DAEMON_LOG").unwrap_or("warn".into()),
-            )
-            .stdout(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        cmd.args(args);
+        daemon_env(&mut cmd, db, env);
         Daemon(cmd.spawn().expect("dialerd starts"))
     }
 
@@ -483,5 +488,58 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The JSON log lines of a daemon started with `Daemon::logged`.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl Logs {
+    /// The events whose message is `message`.
+    pub fn events(&self, message: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["message"] == message)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits up to `secs` for an event with `message`; returns the first.
+    pub async fn wait_for(&self, secs: u64, message: &str) -> Value {
+        eventually(secs, message, || async { !self.events(message).is_empty() }).await;
+        self.events(message).remove(0)
+    }
+}
+
+impl Daemon {
+    /// `dialerd serve` logging JSON at info level, its log kept in `Logs`.
+    pub fn logged(db: &TestDb, env: &[(&str, &str)]) -> (Daemon, Logs) {
+        let mut env = env.to_vec();
+        env.extend([("DIALERD_LOG__FORMAT", "json"), ("RUST_LOG", "info")]);
+        let mut daemon = Daemon::run_piped(db, &["serve"], &env);
+        let stderr = daemon.0.stderr.take().expect("stderr is piped");
+        let logs = Logs::default();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    sink.0.lock().unwrap().push(event);
+                }
+            }
+        });
+        (daemon, logs)
+    }
+
+    fn run_piped(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dialerd"));
+        cmd.args(args);
+        daemon_env(&mut cmd, db, env);
+        cmd.stderr(Stdio::piped());
+        Daemon(cmd.spawn().expect("dialerd starts"))
     }
 }

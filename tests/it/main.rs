@@ -12,5 +12,6 @@ mod helpers;
 mod metrics;
 mod outage;
 mod platform;
+mod restart;
 mod schema;
 mod systemd;

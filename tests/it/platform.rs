@@ -27,12 +27,12 @@ use crate::helpers::{
     around_the_clock, assert_attempts_accounted, engine_settings, eventually, TestDb,
 };
 
-const SECRET: &str = "platform-test-signing-secret";
-const TOKEN: &str = "platform-test-token";
+pub const SECRET: &str = "platform-test-signing-secret";
+pub const TOKEN: &str = "platform-test-token";
 
 /// What the fake platform answers to one call request.
 #[derive(Clone)]
-enum Reply {
+pub enum Reply {
     /// 201 with a conversation id; the outcome comes by callback.
     Start,
     /// 201 with a conversation id and this final status at once.
@@ -47,27 +47,27 @@ enum Reply {
 
 /// A request the platform received.
 #[derive(Clone, Debug)]
-struct Received {
-    idempotency_key: String,
-    authorization: String,
-    body: Value,
+pub struct Received {
+    pub idempotency_key: String,
+    pub authorization: String,
+    pub body: Value,
 }
 
 type Script = dyn Fn(&Value) -> Reply + Send + Sync;
 
-struct Platform {
-    addr: SocketAddr,
+pub struct Platform {
+    pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Platform {
-    async fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Platform {
+    pub async fn start(script: impl Fn(&Value) -> Reply + Send + Sync + 'static) -> Platform {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Platform::serve(listener, Arc::new(script))
     }
 
-    fn serve(listener: TcpListener, script: Arc<Script>) -> Platform {
+    pub fn serve(listener: TcpListener, script: Arc<Script>) -> Platform {
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let log = received.clone();
@@ -121,7 +121,7 @@ impl Platform {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -149,7 +149,7 @@ fn platform_settings(db: &TestDb, platform: SocketAddr, lines: u32) -> Settings 
 }
 
 /// One organization, configuration and campaign with a contact per number.
-async fn seed(db: &TestDb, numbers: &[&str], max_attempts: u32) -> Uuid {
+pub async fn seed(db: &TestDb, numbers: &[&str], max_attempts: u32) -> Uuid {
     let org = dialerd::admin::create_org(&db.pool, "platform", 100)
         .await
         .unwrap();
@@ -255,8 +255,13 @@ impl Dialer {
 
 /// POSTs `body` to `dialer`'s callback route, signed with `signature`.
 async fn callback_with(dialer: &Dialer, body: &str, signature: Option<String>) -> (u16, Value) {
+    post_callback(dialer.api, body, signature).await
+}
+
+/// POSTs `body` to the callback route at `api`, signed with `signature`.
+async fn post_callback(api: SocketAddr, body: &str, signature: Option<String>) -> (u16, Value) {
     let mut request = reqwest::Client::new()
-        .post(format!("http://{}/telephony/callbacks", dialer.api))
+        .post(format!("http://{api}/telephony/callbacks"))
         .header("content-type", "application/json")
         .body(body.to_owned());
     if let Some(signature) = signature {
@@ -282,13 +287,18 @@ async fn signed_callback(dialer: &Dialer, body: &str) -> (u16, Value) {
 }
 
 async fn callback(dialer: &Dialer, conversation: &str, status: &str) -> (u16, Value) {
+    callback_at(dialer.api, conversation, status).await
+}
+
+/// A signed callback of `status` for `conversation` to the API at `api`.
+pub async fn callback_at(api: SocketAddr, conversation: &str, status: &str) -> (u16, Value) {
     let body = json!({
         "conversation_id": conversation, "status": status,
         "occurred_at": chrono::Utc::now(), "answered_at": chrono::Utc::now() - chrono::Duration::seconds(30),
         "detail": "callee said yes"
     })
     .to_string();
-    signed_callback(dialer, &body).await
+    post_callback(api, &body, Some(signed_now(&body))).await
 }
 
 async fn attempt_row(db: &TestDb, conversation: &str) -> (Option<String>, Option<String>, bool) {
