@@ -559,7 +559,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
                     phone_number: c.phone_numbers[0].clone(),
                     agent: c.agent,
                 };
-                Some((c.id, attempt))
+                Ok((c.id, attempt))
             },
         )
         .await

@@ -32,6 +32,7 @@ pub const DISPATCH_LAG: &str = "dialerd_dispatch_lag_seconds";
 pub const STATUS_FLIP_DETECTION: &str = "dialerd_status_flip_detection_seconds";
 pub const CAMPAIGNS_ACTIVE: &str = "dialerd_campaigns_active";
 pub const CONTACTS_DUE: &str = "dialerd_contacts_due";
+pub const CONTACTS_SET_ASIDE: &str = "dialerd_contacts_set_aside_total";
 pub const CLAIMS_RECOVERED: &str = "dialerd_claims_recovered_total";
 pub const ACTOR_RESTARTS: &str = "dialerd_actor_restarts_total";
 pub const DB_CONNECTIONS: &str = "dialerd_db_connections";
@@ -97,6 +98,11 @@ fn describe() {
         "Lines (simultaneous calls) this daemon runs."
     );
     describe_gauge!(LINES_BUSY, Unit::Count, "Lines with a call in flight.");
+    describe_counter!(
+        CONTACTS_SET_ASIDE,
+        Unit::Count,
+        "Contacts set aside by a claim because they cannot be dialed as stored (no usable number, a row that does not decode)."
+    );
     describe_counter!(
         CALLS_PLACED,
         Unit::Count,

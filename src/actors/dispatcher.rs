@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::{Deps, Outage};
-use crate::db::dialer::{self, ClaimFailed, Claimed, NewAttempt, OpenGates};
+use crate::db::dialer::{self, ClaimFailed, Claimed, NewAttempt, NoCall, OpenGates};
 use crate::db::recovery::{recover, Interruption};
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
@@ -285,7 +285,15 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     };
     histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
     state.outage.recovered("claiming");
-    let dialer::Batch { calls, attempts } = batch;
+    let dialer::Batch {
+        calls,
+        attempts,
+        set_aside,
+    } = batch;
+    for (contact_id, reason) in set_aside {
+        tracing::warn!(%contact_id, reason, "contact set aside: it cannot be dialed as stored");
+        counter!(monitoring::CONTACTS_SET_ASIDE).increment(1);
+    }
     // Work was found: more is likely due, and when a limit capped this claim
     // each call that ends frees a slot for it.
     state.hungry = !calls.is_empty();
@@ -360,15 +368,16 @@ fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
     state.outage.failed("claiming", error);
 }
 
-/// The call for a claimed contact and its attempt; `None` when it cannot be
-/// called (its campaign's plan is gone, or no number is usable).
+/// The call for a claimed contact and its attempt; `NotNow` when its
+/// campaign's plan is not loaded here, `SetAside` when none of its stored
+/// numbers can be dialed.
 fn call_for(
     plans: &HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
     c: Claimed,
-) -> Option<(Call, NewAttempt)> {
+) -> Result<(Call, NewAttempt), NoCall> {
     let plan = match c.campaign_id {
         None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
-        Some(id) => plans.get(&id)?.0.clone(),
+        Some(id) => plans.get(&id).ok_or(NoCall::NotNow)?.0.clone(),
     };
     let retired: Vec<usize> = c
         .retired_numbers
@@ -377,15 +386,19 @@ fn call_for(
         .collect();
     let count = c.phone_numbers.len();
     let start = (c.next_number_index.max(0) as usize) % count.max(1);
-    let index = (0..count)
-        .map(|k| (start + k) % count)
-        .find(|i| !retired.contains(i))?;
+    let index = (0..count).map(|k| (start + k) % count).find_map(|i| {
+        let number = E164::from_stored(c.phone_numbers[i].clone());
+        number.filter(|_| !retired.contains(&i)).map(|n| (i, n))
+    });
+    let Some((index, number)) = index else {
+        return Err(NoCall::SetAside("no usable phone number".into()));
+    };
     let call = Call {
         request: CallRequest {
             attempt_id: Uuid::now_v7(),
             contact_id: c.id,
             campaign_id: c.campaign_id,
-            number: E164::from_stored(c.phone_numbers[index].clone()),
+            number,
             agent: c.agent.or(&plan.agent),
             data: c.data.0,
         },
@@ -400,7 +413,7 @@ fn call_for(
         phone_number: call.request.number.as_str().to_owned(),
         agent: call.request.agent.clone(),
     };
-    Some((call, attempt))
+    Ok((call, attempt))
 }
 
 fn dial(state: &mut DispatcherState, index: usize, call: Call) {

@@ -3,7 +3,6 @@
 //! valid `X-Dialerd-Signature` over its timestamp and raw body; nothing in
 //! an unsigned request is read.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
@@ -12,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
+use super::extract::{json_object, ApiBytes};
 use super::AppState;
 use crate::db::calls::{settle, Settled};
 use crate::monitoring;
@@ -38,7 +38,7 @@ fn count(result: &'static str) {
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<CallbackResult>, ApiError> {
     let Some(secret) = &state.callback_secret else {
         return Err(ApiError::NotFound(
@@ -54,13 +54,10 @@ pub async fn receive(
             detail: e.to_string(),
         });
     }
-    let callback: Callback = serde_json::from_slice(&body).map_err(|e| {
-        count("rejected");
-        ApiError::Rejected {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            detail: format!("bad callback body: {e}"),
-        }
-    })?;
+    let callback: Callback = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("body", format!("bad callback body: {e}")))
+        .and_then(json_object)
+        .inspect_err(|_| count("rejected"))?;
     let result = match settle(&state.pool, &callback, Utc::now()).await? {
         Settled::Closed {
             attempt_id,

@@ -1,6 +1,6 @@
 //! Campaign routes: create, list, get, patch, lifecycle and stats.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, Auth, CampaignsManage, CampaignsRead, Query};
-use super::patch::{present, required};
+use super::extract::{ApiJson, ApiPath, Auth, CampaignsManage, CampaignsRead, Query};
+use super::patch::{present, present_object, required};
 use super::AppState;
 use crate::db::campaigns::{
     self as store, Campaign, CampaignFilter, CampaignPatch, NewCampaign, Transition,
@@ -32,6 +32,8 @@ pub struct CampaignCreate {
     pub agent_id: Option<String>,
     pub agent_version: Option<String>,
     pub agent_number: Option<String>,
+    /// A JSON object, or null.
+    #[serde(default, deserialize_with = "crate::domain::agent::object_or_null")]
     #[schema(value_type = Option<Object>)]
     pub agent_config: Option<serde_json::Value>,
     pub initial_context: Option<String>,
@@ -66,7 +68,7 @@ pub struct CampaignUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub agent_number: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_object")]
     #[schema(value_type = Option<Object>)]
     pub agent_config: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "present")]
@@ -210,7 +212,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<CampaignsRead>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Campaign>, ApiError> {
     Ok(Json(find(&state, auth.org, &key).await?))
 }
@@ -222,7 +224,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<CampaignUpdate>,
 ) -> Result<Json<Campaign>, ApiError> {
     let campaign = find(&state, auth.org, &key).await?;
@@ -250,7 +252,8 @@ pub async fn patch(
         agent_config: body.agent_config,
         initial_context: body.initial_context,
     };
-    let updated = store::patch(&state.pool, auth.org, campaign.id, patch).await?;
+    let updated =
+        db::retrying(|| store::patch(&state.pool, auth.org, campaign.id, patch.clone())).await?;
     updated.map(Json).ok_or(ApiError::NotFound("campaign"))
 }
 
@@ -261,7 +264,7 @@ async fn lifecycle(
     t: Transition,
 ) -> Result<Json<Campaign>, ApiError> {
     let campaign = find(state, org, key).await?;
-    match store::transition(&state.pool, org, campaign.id, t).await? {
+    match db::retrying(|| store::transition(&state.pool, org, campaign.id, t)).await? {
         Some(updated) => {
             tracing::info!(campaign_id = %updated.id, status = updated.status.as_str(), "campaign status changed");
             Ok(Json(updated))
@@ -285,7 +288,7 @@ async fn lifecycle(
 pub async fn start(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Campaign>, ApiError> {
     lifecycle(&state, auth.org, &key, Transition::Start).await
 }
@@ -297,7 +300,7 @@ pub async fn start(
 pub async fn pause(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Campaign>, ApiError> {
     lifecycle(&state, auth.org, &key, Transition::Pause).await
 }
@@ -309,7 +312,7 @@ pub async fn pause(
 pub async fn close(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Campaign>, ApiError> {
     lifecycle(&state, auth.org, &key, Transition::Close).await
 }
@@ -321,7 +324,7 @@ pub async fn close(
 pub async fn stats(
     State(state): State<AppState>,
     auth: Auth<CampaignsRead>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<Json<CampaignStats>, ApiError> {
     let campaign = match key.as_str() {
         "default" => None,

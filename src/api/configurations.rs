@@ -1,6 +1,6 @@
 //! Configuration routes: create, list, get, patch, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::campaigns::check_name;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, Auth, CampaignsManage, CampaignsRead, Query};
+use super::extract::{ApiJson, ApiPath, Auth, CampaignsManage, CampaignsRead, Query};
 use super::AppState;
 use crate::db::configurations::{self as store, Configuration, ConfigurationBody, DeleteRefused};
 use crate::domain::agent::AgentFields;
@@ -94,7 +94,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<CampaignsRead>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Configuration>, ApiError> {
     let found = store::get(&state.pool, auth.org, parse_id(&id)?).await?;
     found.map(Json).ok_or(ApiError::NotFound("configuration"))
@@ -107,7 +107,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ConfigurationUpdate>,
 ) -> Result<Json<Configuration>, ApiError> {
     let id = parse_id(&id)?;
@@ -135,7 +135,7 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     match store::delete(&state.pool, auth.org, parse_id(&id)?).await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),

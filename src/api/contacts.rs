@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::campaigns::{check_external_id, find};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, Auth, CampaignsManage, CampaignsRead, Query};
+use super::extract::{ApiJson, ApiPath, Auth, CampaignsManage, CampaignsRead, Query};
 use super::AppState;
 use crate::db::contacts::{
     self as store, Contact, ContactWithAttempts, DeleteRefused, NewContact, Scope,
@@ -45,6 +45,8 @@ pub struct ContactInput {
     pub agent_id: Option<String>,
     pub agent_version: Option<String>,
     pub agent_number: Option<String>,
+    /// A JSON object, or null.
+    #[serde(default, deserialize_with = "crate::domain::agent::object_or_null")]
     #[schema(value_type = Option<Object>)]
     pub agent_config: Option<serde_json::Value>,
     pub initial_context: Option<String>,
@@ -177,7 +179,7 @@ fn check_unique_keys(contacts: &[NewContact]) -> Result<(), ApiError> {
 pub async fn upsert(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<ContactsUpsert>,
 ) -> Result<Json<UpsertResult>, ApiError> {
     let count = body.contacts.len();
@@ -246,7 +248,7 @@ async fn with_attempts(
 pub async fn list(
     State(state): State<AppState>,
     auth: Auth<CampaignsRead>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
     mut query: Query,
 ) -> Result<Json<ContactList>, ApiError> {
     let limit = query.int("limit", 100, 1, 1000)?;
@@ -292,7 +294,7 @@ async fn find_contact(
 pub async fn get(
     State(state): State<AppState>,
     auth: Auth<CampaignsRead>,
-    Path((campaign, key)): Path<(String, String)>,
+    ApiPath((campaign, key)): ApiPath<(String, String)>,
 ) -> Result<Json<ContactWithAttempts>, ApiError> {
     let contact = find_contact(&state, auth.org, &campaign, &key).await?;
     let mut found = with_attempts(&state, vec![contact]).await?;
@@ -307,10 +309,10 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,
-    Path((campaign, key)): Path<(String, String)>,
+    ApiPath((campaign, key)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let contact = find_contact(&state, auth.org, &campaign, &key).await?;
-    match store::delete(&state.pool, auth.org, contact.id).await? {
+    match crate::db::retrying(|| store::delete(&state.pool, auth.org, contact.id)).await? {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(DeleteRefused::NotFound) => Err(ApiError::NotFound("contact")),
         Err(DeleteRefused::CallInProgress) => Err(ApiError::Conflict(

@@ -1,5 +1,6 @@
-//! Request extractors: bearer-token auth with scopes, JSON bodies that fail
-//! with `{"detail"}`, and strict query strings.
+//! Request extractors: bearer-token auth with scopes, JSON bodies, paths
+//! and raw bodies that fail with `{"detail"}`, strict query strings, and
+//! the check that every URI can be read as text.
 
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -7,6 +8,7 @@ use std::str::FromStr;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -70,7 +72,8 @@ where
     }
 }
 
-/// A JSON body whose every rejection is an `ApiError`.
+/// A JSON body whose every rejection is an `ApiError`, read by the one
+/// rule for JSON that dialerd stores ([`json_object`]).
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -81,8 +84,151 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(value))
+        let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        json_object(value).map(ApiJson)
+    }
+}
+
+/// The rule for every JSON body, and so for every JSON value dialerd
+/// stores: the body is an object; no string or key anywhere in it holds a
+/// NUL character (PostgreSQL stores none, in text or jsonb); numbers are
+/// what `serde_json` parsed (64-bit integers or finite doubles, which read
+/// back exactly). Then it must be a `T`, field names and all.
+pub fn json_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    if let Some(at) = nul_at(&value, &mut String::new()) {
+        return Err(ApiError::invalid(
+            if at.is_empty() { "body".into() } else { at },
+            "contains a NUL character (\\u0000), which cannot be stored",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "body".into() } else { path };
+        ApiError::invalid(field, e.into_inner())
+    })
+}
+
+/// The path of the first string or key holding a NUL, e.g. `contacts[2].data.name`.
+fn nul_at(value: &Value, path: &mut String) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = nul_at(v, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&k.replace('\0', "\\u0000"));
+            let found = if k.contains('\0') {
+                Some(path.clone())
+            } else {
+                nul_at(v, path)
+            };
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses, before any handler runs, a path or query string that cannot be
+/// read as text (400) or that holds a NUL once decoded (422), each with a
+/// `{"detail"}` body: no such value can name anything dialerd stores.
+pub async fn readable_uri(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    for segment in uri.path().split('/') {
+        match percent_decode(segment) {
+            Err(()) => {
+                return ApiError::Rejected {
+                    status: axum::http::StatusCode::BAD_REQUEST,
+                    detail: "path: not valid UTF-8 once percent-decoded".into(),
+                }
+                .into_response()
+            }
+            Ok(text) if text.contains('\0') => {
+                return ApiError::invalid("path", "contains a NUL character").into_response()
+            }
+            Ok(_) => {}
+        }
+    }
+    let query = uri.query().unwrap_or("");
+    if let Some((k, _)) =
+        form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        let name = k.replace('\0', "\\u0000");
+        return ApiError::invalid(format!("query `{name}`"), "contains a NUL character")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// A path segment's percent-decoded text; `Err` when it is not UTF-8.
+fn percent_decode(segment: &str) -> Result<String, ()> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+/// A path whose rejection is an `ApiError` (the URI itself was checked by
+/// [`readable_uri`]; what is left is a path of the wrong shape).
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::Rejected {
+                status: rejection.status(),
+                detail: format!("path: {}", rejection.body_text()),
+            }),
+        }
+    }
+}
+
+/// A raw body whose rejection (too large, unreadable) is an `ApiError`.
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(ApiBytes(bytes)),
+            Err(rejection) => Err(ApiError::Rejected {
+                status: rejection.status(),
+                detail: rejection.body_text(),
+            }),
+        }
     }
 }
 

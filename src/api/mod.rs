@@ -115,6 +115,7 @@ pub fn app(
             limits.request_timeout,
             deadline,
         ))
+        .layer(middleware::from_fn(extract::readable_uri))
         .layer(middleware::from_fn(observe))
         .with_state(AppState {
             pool,

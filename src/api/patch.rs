@@ -14,6 +14,14 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A present JSON object or null, as `Some(..)`; anything else is refused.
+pub fn present_object<'de, D>(d: D) -> Result<Option<Option<serde_json::Value>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    crate::domain::agent::object_or_null(d).map(Some)
+}
+
 /// A field that may be changed but never cleared.
 pub fn required<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
     match value {

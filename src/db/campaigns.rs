@@ -41,7 +41,7 @@ pub struct NewCampaign {
 
 /// A validated partial update: `None` leaves a field as it is; for nullable
 /// fields `Some(None)` clears it.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct CampaignPatch {
     pub name: Option<String>,
     pub configuration_id: Option<Uuid>,

@@ -22,9 +22,10 @@ pub struct Contact {
     pub campaign_id: Option<Uuid>,
     pub external_id: Option<String>,
     pub phone_numbers: Vec<String>,
-    #[sqlx(json)]
+    /// Exactly as PostgreSQL stores it, passed through unparsed, so no
+    /// stored value can fail a read.
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: Json<Box<serde_json::value::RawValue>>,
     pub timezone: Option<String>,
     pub scheduled_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
@@ -34,6 +35,9 @@ pub struct Contact {
     pub attempt_count: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_outcome: Option<Outcome>,
+    /// Why the dialer set this contact aside (`exhausted` with no call
+    /// placed): it cannot be dialed as stored. Null otherwise.
+    pub set_aside_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -48,7 +52,7 @@ pub struct ContactWithAttempts {
 
 const COLUMNS: &str = "id, campaign_id, external_id, phone_numbers, data, timezone, scheduled_at, \
      agent_id, agent_version, agent_number, agent_config, initial_context, status, attempt_count, \
-     next_attempt_at, last_outcome, created_at, updated_at";
+     next_attempt_at, last_outcome, set_aside_reason, created_at, updated_at";
 
 /// Where contacts live: a campaign (with its priority) or the ad-hoc set.
 #[derive(Debug, Clone, Copy)]
@@ -122,27 +126,59 @@ fn rewrite(new: &str) -> String {
     )
 }
 
-/// Upserts every contact in one transaction; the first refusal rolls it all back.
+/// Upserts every contact in one transaction; the first refusal rolls it all
+/// back. Rows are written in one order whatever the request's (ids, then
+/// external ids, then new contacts), so concurrent upserts of overlapping
+/// contacts wait for each other instead of deadlocking; a deadlock or
+/// serialization failure all the same is retried a few times.
 pub async fn upsert(
     pool: &PgPool,
     org: Uuid,
     scope: Scope,
     contacts: &[NewContact],
 ) -> Result<Result<Upserted, Refused>, DbError> {
+    super::retrying(|| upsert_once(pool, org, scope, contacts)).await
+}
+
+/// The order rows are locked in: by id, then by external id, then the rest.
+fn write_order(contacts: &[NewContact]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..contacts.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |c: &NewContact| {
+            (
+                c.id.is_none(),
+                c.id,
+                c.external_id.is_none(),
+                c.external_id.clone(),
+            )
+        };
+        key(&contacts[a]).cmp(&key(&contacts[b])).then(a.cmp(&b))
+    });
+    order
+}
+
+async fn upsert_once(
+    pool: &PgPool,
+    org: Uuid,
+    scope: Scope,
+    contacts: &[NewContact],
+) -> Result<Result<Upserted, Refused>, DbError> {
     let mut tx = pool.begin().await?;
-    let mut done = Upserted::default();
-    for (index, contact) in contacts.iter().enumerate() {
+    let mut ids = vec![Uuid::nil(); contacts.len()];
+    let (mut created, mut updated) = (0, 0);
+    for index in write_order(contacts) {
+        let contact = &contacts[index];
         let written = match contact.id {
             Some(id) => update_by_id(&mut tx, org, scope, id, contact).await,
             None => insert_or_update(&mut tx, org, scope, contact).await,
         };
         match written {
-            Ok(Some((id, created))) => {
-                done.ids.push(id);
-                if created {
-                    done.created += 1
+            Ok(Some((id, fresh))) => {
+                ids[index] = id;
+                if fresh {
+                    created += 1
                 } else {
-                    done.updated += 1
+                    updated += 1
                 }
             }
             Ok(None) => {
@@ -170,7 +206,11 @@ pub async fn upsert(
         }
     }
     tx.commit().await?;
-    Ok(Ok(done))
+    Ok(Ok(Upserted {
+        created,
+        updated,
+        ids,
+    }))
 }
 
 fn numbers(contact: &NewContact) -> Vec<&str> {

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::DbError;
@@ -48,7 +49,8 @@ pub struct Claimed {
     pub attempt_count: i32,
     /// When the contact became due, for dispatch lag.
     pub next_attempt_at: DateTime<Utc>,
-    pub data: Json<serde_json::Value>,
+    /// As stored, unparsed: no stored value can fail the claim.
+    pub data: Json<Box<serde_json::value::RawValue>>,
     #[sqlx(flatten)]
     pub agent: AgentFields,
 }
@@ -62,6 +64,17 @@ struct OrgRoom {
     /// The first group of its waiting contacts with one due.
     #[sqlx(flatten)]
     group: Group,
+}
+
+/// Why a claimed contact gets no call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoCall {
+    /// Not now (its campaign's plan is not loaded here): handed back to
+    /// `pending` untouched, for a later claim.
+    NotNow,
+    /// Never, as it is stored (no usable number, a row that does not
+    /// decode): set aside, `exhausted` with this reason, no attempt counted.
+    SetAside(String),
 }
 
 /// The attempt to write for a claimed contact: the call about to be placed.
@@ -96,6 +109,8 @@ impl From<sqlx::Error> for ClaimFailed {
 pub struct Batch<T> {
     pub calls: Vec<T>,
     pub attempts: Attempts,
+    /// Contacts set aside by this claim, with the reason.
+    pub set_aside: Vec<(Uuid, String)>,
 }
 
 /// Claims up to `want` due contacts for `owner`, within every organization's
@@ -120,7 +135,7 @@ pub async fn claim<T>(
     gates: &OpenGates,
     want: u32,
     global_limit: u32,
-    mut prepare: impl FnMut(Claimed) -> Option<(T, NewAttempt)>,
+    mut prepare: impl FnMut(Claimed) -> Result<(T, NewAttempt), NoCall>,
 ) -> Result<Batch<T>, ClaimFailed> {
     let mut tx = pool.begin().await?;
     // The claim's commit need not wait for its WAL to reach disk, so the
@@ -157,6 +172,7 @@ pub async fn claim<T>(
         return Ok(Batch {
             calls: Vec::new(),
             attempts: Attempts::default(),
+            set_aside: Vec::new(),
         });
     };
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
@@ -170,6 +186,7 @@ pub async fn claim<T>(
     let fair = fair_rooms(global_limit, &loads);
     let mut taken = Taken {
         claimed: Vec::new(),
+        undecodable: Vec::new(),
         groups: orgs.iter().map(|o| (o.id, o.group)).collect(),
     };
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
@@ -214,19 +231,24 @@ pub async fn claim<T>(
     let claimed = taken.claimed;
     let mut calls = Vec::with_capacity(claimed.len());
     let mut attempts = Attempts::default();
-    let mut unusable = Vec::new();
+    let mut not_now = Vec::new();
+    let mut set_aside = taken.undecodable;
     for c in claimed {
         let (id, org, campaign, number) = (c.id, c.organization_id, c.campaign_id, c.attempt_count);
         match prepare(c) {
-            Some((call, a)) => {
+            Ok((call, a)) => {
                 calls.push(call);
                 attempts.push(id, org, campaign, number, a);
             }
-            None => unusable.push(id),
+            Err(NoCall::NotNow) => not_now.push(id),
+            Err(NoCall::SetAside(reason)) => set_aside.push((id, reason)),
         }
     }
-    if !unusable.is_empty() {
-        hand_back(&mut tx, owner, &unusable).await?;
+    if !not_now.is_empty() {
+        hand_back(&mut tx, owner, &not_now).await?;
+    }
+    if !set_aside.is_empty() {
+        put_aside(&mut tx, owner, &set_aside).await?;
     }
     if let Err(e) = tx.commit().await {
         return Err(ClaimFailed {
@@ -234,7 +256,11 @@ pub async fn claim<T>(
             maybe_committed: attempts.contacts,
         });
     }
-    Ok(Batch { calls, attempts })
+    Ok(Batch {
+        calls,
+        attempts,
+        set_aside,
+    })
 }
 
 /// Writes the open attempts of a committed claim, for the contacts `owner`
@@ -353,6 +379,8 @@ impl Attempts {
 /// more due contacts has none.
 struct Taken {
     claimed: Vec<Claimed>,
+    /// Claimed rows that do not decode, with the error: set aside.
+    undecodable: Vec<(Uuid, String)>,
     groups: HashMap<Uuid, Group>,
 }
 
@@ -425,7 +453,17 @@ async fn claim_in_org(
     while let Some(&group) = taken.groups.get(&org) {
         let rows = claim_in_group(tx, owner, org, now, gates, group, n - got).await?;
         got += rows.len() as u32;
-        taken.claimed.extend(rows);
+        // Each row on its own: one that does not decode is set aside, and
+        // never fails the claim of the others.
+        for row in rows {
+            match Claimed::from_row(&row) {
+                Ok(claimed) => taken.claimed.push(claimed),
+                Err(e) => taken.undecodable.push((
+                    row.try_get("id")?,
+                    format!("stored row does not decode: {e}"),
+                )),
+            }
+        }
         if got == n {
             break;
         }
@@ -458,9 +496,9 @@ async fn claim_in_group(
     gates: &OpenGates,
     group: Group,
     n: u32,
-) -> Result<Vec<Claimed>, sqlx::Error> {
+) -> Result<Vec<PgRow>, sqlx::Error> {
     // "= (SELECT $9)": see next_due_group (migration 5) for why not "= $9".
-    sqlx::query_as(
+    sqlx::query(
         "WITH due AS (
              SELECT c.id FROM contacts c
               WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at BETWEEN $10 AND $2
@@ -491,6 +529,29 @@ async fn claim_in_group(
     .bind(group.first_due)
     .fetch_all(&mut **tx)
     .await
+}
+
+/// Sets claimed contacts aside for good: `exhausted` with their reason, the
+/// attempt their claim counted taken back, no call placed.
+async fn put_aside(
+    conn: &mut sqlx::PgConnection,
+    owner: Uuid,
+    contacts: &[(Uuid, String)],
+) -> Result<(), sqlx::Error> {
+    let (ids, reasons): (Vec<Uuid>, Vec<String>) = contacts.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE contacts c SET status = 'exhausted', attempt_count = c.attempt_count - 1,
+                set_aside_reason = r.reason, owner_instance = NULL, claimed_at = NULL,
+                updated_at = now()
+           FROM unnest($1::uuid[], $2::text[]) AS r(id, reason)
+          WHERE c.id = r.id AND c.owner_instance = $3 AND c.status = 'in_progress'",
+    )
+    .bind(&ids)
+    .bind(&reasons)
+    .bind(owner)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Hands back claimed contacts that have no open attempt (no call was

@@ -109,6 +109,42 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
     })
 }
 
+/// Tries of a write that lost a deadlock or a serialization conflict.
+const TRIES: u32 = 4;
+
+/// True for errors that a fresh try of the same transaction may not meet:
+/// a deadlock (40P01) or a serialization failure (40001).
+pub fn transient(error: &DbError) -> bool {
+    match error {
+        DbError::Sqlx(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs a whole transaction again (up to `TRIES` times, after a short,
+/// growing pause) when it fails with a [`transient`] error, so concurrent
+/// API writes never answer 5xx for a conflict the database resolved.
+pub async fn retrying<T, F, Fut>(mut write: F) -> Result<T, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    let mut tried = 1;
+    loop {
+        match write().await {
+            Err(e) if tried < TRIES && transient(&e) => {
+                tracing::debug!(error = %e, tried, "write conflicted; trying again");
+                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20);
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(tried) + jitter)).await;
+                tried += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Turns a unique violation on `constraint` into `DbError::Duplicate`.
 pub(crate) fn duplicate(
     err: sqlx::Error,

@@ -15,11 +15,23 @@ pub struct AgentFields {
     /// Caller number shown to the contact.
     #[serde(default)]
     pub agent_number: Option<String>,
-    #[serde(default)]
+    /// A JSON object, or null.
+    #[serde(default, deserialize_with = "object_or_null")]
     #[schema(value_type = Option<Object>)]
     pub agent_config: Option<serde_json::Value>,
     #[serde(default)]
     pub initial_context: Option<String>,
+}
+
+/// `agent_config` is documented as an object: anything else is refused.
+pub fn object_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => Ok(Some(v)),
+        Some(_) => Err(serde::de::Error::custom("must be a JSON object or null")),
+    }
 }
 
 impl AgentFields {

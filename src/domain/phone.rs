@@ -74,9 +74,17 @@ impl E164 {
         mask(&self.0)
     }
 
-    /// Wraps a number read back from the database, where only E.164 is stored.
-    pub fn from_stored(s: String) -> Self {
-        E164(s)
+    /// Wraps a number read back from the database, where only E.164 is
+    /// stored through dialerd; `None` when the text does not have E.164's
+    /// shape (`+`, then 8 to 15 digits, the first not 0), as a row written
+    /// by other means could hold. A shape check only: cheap enough for
+    /// every claimed contact.
+    pub fn from_stored(s: String) -> Option<Self> {
+        let digits = s.strip_prefix('+')?;
+        let shaped = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        shaped.then_some(E164(s))
     }
 }
 
@@ -109,6 +117,26 @@ pub fn mask(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_number_is_used_only_when_it_has_the_shape_of_e164() {
+        assert_eq!(
+            E164::from_stored("+14155550100".into()).map(|n| n.0),
+            Some("+14155550100".to_owned())
+        );
+        for bad in [
+            "",
+            "+",
+            "14155550100",
+            "+1415555010a",
+            "+0415555010",
+            "+1234567",
+            "+1234567890123456",
+            "not a number",
+        ] {
+            assert!(E164::from_stored(bad.into()).is_none(), "{bad}");
+        }
+    }
 
     fn us() -> Option<Country> {
         Some(Country::parse("US").unwrap())

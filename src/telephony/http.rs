@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -131,6 +132,23 @@ pub fn classify(status: u16, body: &str) -> Answer {
     }
 }
 
+/// The body of a call request (README, "Placing a call"). `metadata` is the
+/// contact's `data` exactly as stored, passed through unparsed.
+#[derive(Serialize)]
+struct CallBody<'a> {
+    to: &'a str,
+    from: Option<&'a str>,
+    agent_id: Option<&'a str>,
+    agent_version: Option<&'a str>,
+    agent_config: Option<&'a Value>,
+    initial_context: Option<&'a str>,
+    metadata: &'a RawValue,
+    campaign_id: Option<Uuid>,
+    contact_id: Uuid,
+    attempt_id: Uuid,
+    callback_url: String,
+}
+
 type Waiting = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>>;
 
 /// Least time between two warnings that the platform is failing.
@@ -226,20 +244,23 @@ impl Http {
         })
     }
 
-    fn body(&self, call: &CallRequest) -> Value {
-        json!({
-            "to": call.number.as_str(),
-            "from": call.agent.agent_number,
-            "agent_id": call.agent.agent_id,
-            "agent_version": call.agent.agent_version,
-            "agent_config": call.agent.agent_config,
-            "initial_context": call.agent.initial_context,
-            "metadata": call.data,
-            "campaign_id": call.campaign_id,
-            "contact_id": call.contact_id,
-            "attempt_id": call.attempt_id,
-            "callback_url": format!("{}/telephony/callbacks", self.settings.callback_base_url.trim_end_matches('/')),
-        })
+    fn body<'a>(&self, call: &'a CallRequest) -> CallBody<'a> {
+        CallBody {
+            to: call.number.as_str(),
+            from: call.agent.agent_number.as_deref(),
+            agent_id: call.agent.agent_id.as_deref(),
+            agent_version: call.agent.agent_version.as_deref(),
+            agent_config: call.agent.agent_config.as_ref(),
+            initial_context: call.agent.initial_context.as_deref(),
+            metadata: &call.data,
+            campaign_id: call.campaign_id,
+            contact_id: call.contact_id,
+            attempt_id: call.attempt_id,
+            callback_url: format!(
+                "{}/telephony/callbacks",
+                self.settings.callback_base_url.trim_end_matches('/')
+            ),
+        }
     }
 
     /// Posts the call request, retrying what is worth retrying.

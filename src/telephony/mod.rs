@@ -23,8 +23,9 @@ pub struct CallRequest {
     pub campaign_id: Option<Uuid>,
     pub number: E164,
     pub agent: AgentFields,
-    /// The contact's `data`, handed to the call as custom metadata.
-    pub data: serde_json::Value,
+    /// The contact's `data`, handed to the call as custom metadata, exactly
+    /// as stored (never parsed, so any stored value passes through).
+    pub data: Box<serde_json::value::RawValue>,
 }
 
 /// How a call went.

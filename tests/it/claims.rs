@@ -4,7 +4,7 @@
 //! zones a campaign's window gates are built from.
 
 use chrono::Utc;
-use dialerd::db::dialer::{self, Batch, NewAttempt, OpenGates};
+use dialerd::db::dialer::{self, Batch, NewAttempt, NoCall, OpenGates};
 use dialerd::db::recovery::{recover, Interruption, Recovered};
 use dialerd::domain::agent::AgentFields;
 use dialerd::domain::plan::Gate;
@@ -58,7 +58,7 @@ async fn claim_on(
             phone_number: c.phone_numbers[0].clone(),
             agent: AgentFields::default(),
         };
-        Some(((c.id, attempt.attempt_id), attempt))
+        Ok(((c.id, attempt.attempt_id), attempt))
     })
     .await
     .unwrap()
@@ -279,7 +279,8 @@ async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
     let db = TestDb::new().await;
     let campaign = campaign(&db, "unusable", 3).await;
     let gates = gates(campaign);
-    // No call can be made of any of them (as when no number is usable).
+    // No call can be made of any of them now (as when their campaign's
+    // plan is not loaded yet).
     let batch = dialer::claim(
         &db.pool,
         Uuid::now_v7(),
@@ -287,7 +288,7 @@ async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
         &gates,
         3,
         1000,
-        |_| None::<((), NewAttempt)>,
+        |_| Err::<((), NewAttempt), _>(NoCall::NotNow),
     )
     .await
     .unwrap();

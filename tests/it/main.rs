@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod engine;
 mod helpers;
+mod hostile;
 mod metrics;
 mod outage;
 mod platform;
