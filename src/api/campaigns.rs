@@ -220,7 +220,8 @@ pub async fn get(
 /// Change a campaign's name, configuration, priority, external_id or agent overrides.
 #[utoipa::path(patch, path = "/campaign/campaigns/{campaign_id}", request_body = CampaignUpdate, tag = "campaigns",
     params(("campaign_id" = String, Path, description = "UUID or external_id")),
-    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     auth: Auth<CampaignsManage>,

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod organization;
 mod patch;
 
@@ -99,7 +100,7 @@ pub fn app(
     callback_secret: Option<&str>,
 ) -> Router {
     let (api, doc) = routes();
-    let doc = Json(doc);
+    let doc = Json(openapi::served(&doc));
     api.route("/openapi.json", get(move || async move { doc }))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))

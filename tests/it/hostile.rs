@@ -334,7 +334,10 @@ async fn rows_that_cannot_be_dialed_as_stored_are_set_aside_and_the_rest_are_dia
     // Exactly as PostgreSQL keeps it, past what this client's parser
     // holds: the helper hands back the raw text.
     let text = odd.as_str().expect("the raw answer");
-    assert!(text.contains(&format!(r#""x": 1{}"#, "0".repeat(400))), "{text}");
+    assert!(
+        text.contains(&format!(r#""x": 1{}"#, "0".repeat(400))),
+        "{text}"
+    );
     assert!(text.contains(r#""status":"completed""#), "{text}");
     let (status, list) = app
         .get(&format!(
@@ -342,6 +345,9 @@ async fn rows_that_cannot_be_dialed_as_stored_are_set_aside_and_the_rest_are_dia
         ))
         .await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    assert!(list.as_str().expect("the raw answer").contains(r#""total":22"#));
+    assert!(list
+        .as_str()
+        .expect("the raw answer")
+        .contains(r#""total":22"#));
     assert_attempts_accounted(&app.db.pool).await;
 }

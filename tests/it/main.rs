@@ -11,6 +11,7 @@ mod engine;
 mod helpers;
 mod hostile;
 mod metrics;
+mod openapi;
 mod outage;
 mod platform;
 mod restart;
