@@ -196,7 +196,7 @@ fn describe() {
     describe_counter!(
         CALLBACKS,
         Unit::Count,
-        "Status callbacks received, by result: closed, progress, duplicate, unknown, rejected."
+        "Status callbacks received, by result: closed, progress, late, duplicate, unknown, rejected."
     );
     describe_counter!(
         HTTP_REQUESTS,

@@ -1,5 +1,6 @@
 //! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
-//! recovers the claims of instances whose lease ran out, every
+//! recovers the claims of instances whose lease ran out (once this instance
+//! has itself been connected to the database for a whole lease), every
 //! `dialer.vacuum_seconds` vacuums `contacts` (every
 //! `dialer.attempts_vacuum_seconds`, `attempts`), and every
 //! `metrics.backlog_seconds` recounts the due backlog for its gauge. The
@@ -25,6 +26,9 @@ pub struct Keeper;
 pub struct KeeperState {
     deps: Deps,
     outage: Outage,
+    /// Since when every beat has reached the database: set by the first
+    /// beat after a failure (or start), cleared by a failure.
+    connected_since: Option<Instant>,
     vacuum_contacts: Chore,
     vacuum_attempts: Chore,
     backlog: Chore,
@@ -92,6 +96,7 @@ impl Actor for Keeper {
             backlog: Chore::new(deps.backlog_every, true),
             deps,
             outage: Outage::default(),
+            connected_since: None,
         })
     }
 
@@ -109,9 +114,17 @@ impl Actor for Keeper {
             .vacuum_attempts
             .maybe_run(|| vacuum(pool.clone(), QueueTable::Attempts));
         state.backlog.maybe_run(|| count_backlog(pool.clone()));
-        match beat(&state.deps).await {
-            Ok(()) => state.outage.recovered("heartbeat and recovery"),
-            Err(e) => state.outage.failed("heartbeat and recovery", &e),
+        let lease = Duration::from_secs(state.deps.settings.lease_seconds);
+        let judge = may_judge(state.connected_since, Instant::now(), lease);
+        match beat(&state.deps, judge).await {
+            Ok(()) => {
+                state.connected_since.get_or_insert_with(Instant::now);
+                state.outage.recovered("heartbeat and recovery");
+            }
+            Err(e) => {
+                state.connected_since = None;
+                state.outage.failed("heartbeat and recovery", &e);
+            }
         }
         Ok(())
     }
@@ -148,10 +161,24 @@ async fn count_backlog(pool: sqlx::PgPool) {
     }
 }
 
-async fn beat(deps: &Deps) -> Result<(), crate::db::DbError> {
+/// Whether this instance may judge others dead: only once it has itself
+/// reached the database for a whole lease since its last failure (or its
+/// start). A lease that ran out while the database could not be reached
+/// is no sign of death: every live instance renews its lease within a
+/// heartbeat of the database coming back, well inside that lease.
+fn may_judge(connected_since: Option<Instant>, now: Instant, lease: Duration) -> bool {
+    connected_since.is_some_and(|since| now.duration_since(since) >= lease)
+}
+
+/// Renews the lease; when `judge`, recovers the claims of instances whose
+/// lease ran out (by the database's clock).
+async fn beat(deps: &Deps, judge: bool) -> Result<(), crate::db::DbError> {
     let lease = deps.settings.lease_seconds as f64;
     if !instances::heartbeat(&deps.pool, deps.instance, lease).await? {
         tracing::warn!(instance = %deps.instance, "this instance's lease had expired; registered again");
+    }
+    if !judge {
+        return Ok(());
     }
     let dead: Vec<_> = instances::dead_owners(&deps.pool)
         .await?
@@ -187,6 +214,23 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn an_instance_judges_others_only_after_a_whole_lease_connected() {
+        let lease = Duration::from_secs(10);
+        let t0 = Instant::now();
+        assert!(!may_judge(None, t0, lease), "never while cut off");
+        assert!(
+            !may_judge(Some(t0), t0, lease),
+            "not on the first beat back"
+        );
+        assert!(!may_judge(
+            Some(t0),
+            t0 + lease - Duration::from_millis(1),
+            lease
+        ));
+        assert!(may_judge(Some(t0), t0 + lease, lease));
+    }
 
     /// Starts a chore that counts its runs and takes `busy` to finish.
     fn run(chore: &mut Chore, runs: &Arc<AtomicU32>, busy: Duration) {

@@ -19,8 +19,13 @@ use crate::telephony::callback::{verify, Callback, SIGNATURE_HEADER};
 
 #[derive(Serialize, ToSchema)]
 pub struct CallbackResult {
-    /// `closed` (a final status ended the attempt), `progress` (noted),
-    /// or `duplicate` (the attempt already had its final status; nothing changed).
+    /// `closed` (a final status ended the attempt and moved its contact
+    /// on; also when the dialer had closed it as `interrupted` while the call
+    /// went on and the contact was not called since), `progress` (noted),
+    /// `late` (the attempt had been closed as `interrupted` and its contact
+    /// called again since: the outcome is recorded on the attempt only),
+    /// or `duplicate` (the attempt already had its final status; nothing
+    /// changed).
     pub result: &'static str,
 }
 
@@ -34,7 +39,8 @@ fn count(result: &'static str) {
     params(("X-Dialerd-Signature" = String, Header,
         description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" keyed with telephony.http.signing_secret>")),
     responses((status = 200, body = CallbackResult), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "The database is unreachable: send the callback again later.")))]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,6 +71,13 @@ pub async fn receive(
         } => {
             tracing::info!(%attempt_id, outcome = outcome.as_str(), status = callback.status.as_str(), "call settled by callback");
             "closed"
+        }
+        Settled::Late {
+            attempt_id,
+            outcome,
+        } => {
+            tracing::warn!(%attempt_id, outcome = outcome.as_str(), "a call closed as interrupted ended later; its outcome is recorded, and its contact had been called again");
+            "late"
         }
         Settled::Progress => "progress",
         Settled::AlreadyFinal => "duplicate",

@@ -50,6 +50,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Rejected { status, .. } => *status,
             ApiError::Internal(DbError::Duplicate { .. }) => StatusCode::CONFLICT,
+            ApiError::Internal(e) if e.unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,6 +61,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let detail = match &self {
             ApiError::Internal(e @ DbError::Duplicate { .. }) => e.to_string(),
+            ApiError::Internal(e) if e.unreachable() => {
+                tracing::warn!(error = %e, "request refused: the database is unreachable");
+                "the database is unreachable; try again".into()
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "request failed");
                 self.to_string()

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::dialer::record;
-use super::recovery::{claims, decide};
+use super::recovery::{claims, decide, Orphan};
 use super::DbError;
 use crate::domain::status::Outcome;
 use crate::telephony::callback::{CallStatus, Callback};
@@ -50,6 +50,11 @@ pub enum Settled {
     Closed { attempt_id: Uuid, outcome: Outcome },
     /// A progress status was noted on an open attempt.
     Progress,
+    /// The attempt had been closed as `interrupted` (its owner was taken
+    /// for dead, or its drain ran out of time) and its contact called
+    /// again since: the real outcome is recorded on the attempt, and the
+    /// contact is left to its later call.
+    Late { attempt_id: Uuid, outcome: Outcome },
     /// The attempt already had its final status: nothing changed.
     AlreadyFinal,
     /// No attempt has this conversation (nor the given attempt id).
@@ -75,6 +80,112 @@ struct Found {
     open: bool,
 }
 
+/// The call's end as the platform reports it.
+fn report(callback: &Callback, outcome: Outcome) -> CallReport {
+    let detail = match &callback.detail {
+        Some(d) => format!("{}: {d}", callback.status.as_str()),
+        None => callback.status.as_str().to_owned(),
+    };
+    CallReport {
+        outcome,
+        conversation_id: Some(callback.conversation_id.clone()),
+        detail: Some(detail),
+        answered_at: callback.answered_at,
+        ended_at: callback.ended_at.unwrap_or(callback.occurred_at),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Interrupted {
+    #[sqlx(flatten)]
+    claim: Orphan,
+    /// The attempt was closed as `interrupted`, not by a real outcome.
+    interrupted: bool,
+    /// No call was placed to the contact since: it waits on this attempt's
+    /// retry, so the real outcome decides its next state instead.
+    latest: bool,
+}
+
+/// A final status for an attempt already closed. If the dialer had closed
+/// it as `interrupted` while the call went on (recovery, or a drain past
+/// its deadline), the platform's outcome is the truth: it replaces
+/// `interrupted` on the attempt, and, when the contact has not been called
+/// since, decides the contact's next state by its policy as the result
+/// would have (a completed call completes the contact, and it is not
+/// called again). Any other closed attempt is a duplicate.
+async fn amend(
+    pool: &PgPool,
+    attempt_id: Uuid,
+    callback: &Callback,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Settled, DbError> {
+    let mut tx = pool.begin().await?;
+    let found: Option<Interrupted> = sqlx::query_as(
+        "SELECT c.id, coalesce(c.owner_instance, a.instance_id) AS owner_instance, c.status,
+                c.attempt_count, coalesce(array_position(c.phone_numbers, a.phone_number) - 1,
+                                          c.next_number_index) AS next_number_index,
+                cardinality(c.phone_numbers) AS number_count, c.retired_numbers, f.dialing_policy,
+                a.id AS attempt_id, a.outcome = 'interrupted' AS interrupted,
+                c.status = 'pending' AND c.attempt_count = a.attempt_number AS latest
+           FROM attempts a JOIN contacts c ON c.id = a.contact_id
+           LEFT JOIN campaigns k ON k.id = c.campaign_id
+           LEFT JOIN configurations f ON f.id = k.configuration_id
+          WHERE a.id = $1
+            FOR UPDATE OF a, c",
+    )
+    .bind(attempt_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(found) = found.filter(|f| f.interrupted) else {
+        return Ok(Settled::AlreadyFinal);
+    };
+    let latest = found.latest;
+    let finished = decide(found.claim, attempt_id, report(callback, outcome), now);
+    sqlx::query(
+        "UPDATE attempts SET outcome = $2::attempt_outcome,
+                conversation_id = coalesce(conversation_id, $3), telephony_detail = $4,
+                answered_at = coalesce($5, answered_at), ended_at = $6
+          WHERE id = $1",
+    )
+    .bind(attempt_id)
+    .bind(outcome.as_str())
+    .bind(&finished.conversation_id)
+    .bind(&finished.detail)
+    .bind(finished.answered_at)
+    .bind(finished.ended_at)
+    .execute(&mut *tx)
+    .await?;
+    if latest {
+        sqlx::query(
+            "UPDATE contacts SET status = $2::contact_status,
+                    next_attempt_at = coalesce($3, next_attempt_at), next_number_index = $4,
+                    retired_numbers = $5, last_outcome = $6::attempt_outcome, updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(finished.contact_id)
+        .bind(finished.status.as_str())
+        .bind(finished.next_attempt_at)
+        .bind(finished.next_number_index)
+        .bind(&finished.retired_numbers)
+        .bind(outcome.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(if latest {
+        Settled::Closed {
+            attempt_id,
+            outcome,
+        }
+    } else {
+        Settled::Late {
+            attempt_id,
+            outcome,
+        }
+    })
+}
+
 /// Applies a verified callback. Duplicates and statuses arriving after the
 /// final one change nothing; a final status closes the attempt, decides the
 /// contact's next state by its policy, and NOTIFYs `CALL_ENDED` so the
@@ -93,7 +204,10 @@ pub async fn settle(
         return Ok(Settled::Unknown);
     };
     if !found.open {
-        return Ok(Settled::AlreadyFinal);
+        return match callback.status.outcome() {
+            Some(outcome) => amend(pool, found.id, callback, outcome, now).await,
+            None => Ok(Settled::AlreadyFinal),
+        };
     }
     let Some(outcome) = callback.status.outcome() else {
         sqlx::query(
@@ -120,18 +234,7 @@ pub async fn settle(
         // Closed meanwhile (by recovery, or a concurrent duplicate).
         return Ok(Settled::AlreadyFinal);
     };
-    let detail = match &callback.detail {
-        Some(d) => format!("{}: {d}", callback.status.as_str()),
-        None => callback.status.as_str().to_owned(),
-    };
-    let report = CallReport {
-        outcome,
-        conversation_id: Some(callback.conversation_id.clone()),
-        detail: Some(detail),
-        answered_at: callback.answered_at,
-        ended_at: callback.ended_at.unwrap_or(callback.occurred_at),
-    };
-    let finished = decide(claim, found.id, report, now);
+    let finished = decide(claim, found.id, report(callback, outcome), now);
     if record(pool, &[finished]).await? == 0 {
         return Ok(Settled::AlreadyFinal);
     }

@@ -39,6 +39,25 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
 }
 
+impl DbError {
+    /// True when the database could not be reached (no connection within
+    /// the acquire time-out, a connection lost or refused): the request may
+    /// succeed later, unlike a fault.
+    pub fn unreachable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Connect { .. }
+                | DbError::Sqlx(
+                    sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::Protocol(_)
+                )
+        )
+    }
+}
+
 /// The URL with any password hidden, for messages.
 pub fn redacted(url: &str) -> String {
     match url.parse::<PgConnectOptions>() {

@@ -10,6 +10,7 @@ mod daemon;
 mod engine;
 mod helpers;
 mod hostile;
+mod leases;
 mod metrics;
 mod openapi;
 mod outage;

@@ -17,15 +17,15 @@ use crate::helpers::{assert_attempts_accounted, engine_settings, eventually, Tes
 
 /// A TCP proxy to PostgreSQL that can cut every connection and refuse new
 /// ones, like a database restart or a network partition would.
-struct Proxy {
-    port: u16,
+pub struct Proxy {
+    pub port: u16,
     down: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
-    async fn start(upstream: String) -> Proxy {
+    pub async fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let down = Arc::new(AtomicBool::new(false));
@@ -61,12 +61,12 @@ impl Proxy {
     }
 
     /// Cuts every open connection and refuses new ones.
-    fn cut(&self) {
+    pub fn cut(&self) {
         self.down.store(true, Ordering::SeqCst);
         self.cuts.send_modify(|n| *n += 1);
     }
 
-    fn restore(&self) {
+    pub fn restore(&self) {
         self.down.store(false, Ordering::SeqCst);
     }
 }
@@ -174,7 +174,7 @@ async fn a_database_outage_pauses_dialing_and_loses_nothing() {
 }
 
 /// The `host:port` of a PostgreSQL URL.
-fn host_port(url: &str) -> String {
+pub fn host_port(url: &str) -> String {
     let rest = url.split_once("://").expect("a URL").1;
     let authority = rest.split('/').next().unwrap();
     authority.rsplit('@').next().unwrap().to_owned()

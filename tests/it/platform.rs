@@ -48,6 +48,8 @@ pub enum Reply {
 /// A request the platform received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// When the request arrived.
+    pub at: std::time::Instant,
     pub idempotency_key: String,
     pub authorization: String,
     pub body: Value,
@@ -85,6 +87,7 @@ impl Platform {
                     let n = {
                         let mut log = log.lock().unwrap();
                         log.push(Received {
+                            at: std::time::Instant::now(),
                             idempotency_key: header("idempotency-key"),
                             authorization: header("authorization"),
                             body: body.clone(),

@@ -118,7 +118,7 @@ async fn a_restart_serves_the_platforms_callbacks_until_the_last_call_settles() 
 }
 
 #[tokio::test]
-async fn a_drain_whose_deadline_passes_first_interrupts_the_calls_for_retry() {
+async fn a_drain_whose_deadline_passes_first_interrupts_the_calls_and_their_late_answers_count() {
     let db = TestDb::new().await;
     let platform = Platform::start(|_| Reply::Start).await;
     seed(&db, &NUMBERS, 3).await;
@@ -146,6 +146,68 @@ async fn a_drain_whose_deadline_passes_first_interrupts_the_calls_for_retry() {
     assert!(reqwest::get(format!("http://{api}/healthz")).await.is_err());
     assert_eq!(platform.received().len(), 4);
     assert_attempts_accounted(&db.pool).await;
+
+    // The calls went on at the platform. Their answers reach the next
+    // process: each is recorded as its attempt's outcome and moves its
+    // contact on, so a completed call is never made again.
+    let next = ApiOnly::start(&db).await;
+    for (i, status) in ["completed", "completed", "busy", "unanswered"]
+        .iter()
+        .enumerate()
+    {
+        let (code, body) = callback_at(next.addr, &format!("conv-{i}"), status).await;
+        assert_eq!((code, &body["result"]), (200, &json!("closed")), "{body}");
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM contacts WHERE status = 'completed'")
+            .await,
+        2
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM attempts WHERE outcome = 'interrupted'")
+            .await,
+        0
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM contacts WHERE status = 'pending' AND last_outcome IN ('busy', 'no_answer')"
+        )
+        .await,
+        2,
+        "unfinished calls are retried by policy"
+    );
+    let (code, body) = callback_at(next.addr, "conv-0", "completed").await;
+    assert_eq!(
+        (code, &body["result"]),
+        (200, &json!("duplicate")),
+        "{body}"
+    );
+    assert_attempts_accounted(&db.pool).await;
+}
+
+/// The API of a next process, without a dialing engine: it receives callbacks.
+struct ApiOnly {
+    addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ApiOnly {
+    async fn start(db: &TestDb) -> ApiOnly {
+        let mut settings = crate::helpers::settings_for(db);
+        settings.telephony.backend = dialerd::settings::Backend::Http;
+        settings.telephony.http.signing_secret = SECRET.into();
+        settings.telephony.http.token = TOKEN.into();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = dialerd::app::Running::start(&settings, db.pool.clone(), None, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        ApiOnly {
+            addr: running.http_addr,
+            _stop: stop,
+        }
+    }
 }
 
 #[tokio::test]
