@@ -8,6 +8,7 @@
 //! cargo bench --bench load -- lines [--lines 10000]
 //! cargo bench --bench load -- claim [--contacts 1000000]
 //! cargo bench --bench load -- seed [--contacts 200000]   # for benches/pgbench.sh
+//! cargo bench --bench load -- tenants [--orgs 10000] [--contacts 100000] [--lines 200] [--call-ms 200]
 //! ```
 //!
 //! `--url` (or `DATABASE_URL`) names the server; the default is the local
@@ -23,6 +24,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
+
+#[path = "load/tenants.rs"]
+mod tenants;
 
 const DB: &str = "dialerd_bench";
 
@@ -42,6 +46,10 @@ struct Args {
     flips: u32,
     polling_only: bool,
     rate: u32,
+    /// `--orgs` (tenants): organizations the backlog is spread over.
+    orgs: u32,
+    /// `--call-ms` (tenants): the length of every call.
+    call_ms: u64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -56,6 +64,8 @@ fn args() -> anyhow::Result<Args> {
         flips: 20,
         polling_only: false,
         rate: 600,
+        orgs: 10_000,
+        call_ms: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,6 +80,14 @@ fn args() -> anyhow::Result<Args> {
             "--flips" => a.flips = value()?.parse()?,
             "--polling-only" => a.polling_only = true,
             "--rate" => a.rate = value()?.parse()?,
+            "--orgs" => a.orgs = value()?.parse()?,
+            "--call-ms" => a.call_ms = value()?.parse()?,
+            "tenants" => {
+                a.mode = arg;
+                a.lines = 200;
+                a.seconds = 30;
+                a.warmup = 5;
+            }
             "throughput" | "pause" | "lag" | "lines" | "claim" | "seed" => a.mode = arg,
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -533,14 +551,20 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     sqlx::query("VACUUM ANALYZE contacts")
         .execute(&mut bulk)
         .await?;
+    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+        .bind(campaign)
+        .fetch_one(&pool)
+        .await?;
     let mut gates = dialerd::db::dialer::OpenGates::default();
     gates.add(
+        org,
         campaign,
         &[dialerd::domain::plan::Gate {
             zone: String::new(),
             first_scheduled: false,
         }],
     );
+    gates.seal();
     let owner = Uuid::now_v7();
     dialerd::db::instances::register(&pool, owner, 600.0).await?;
     let (mut times, mut claim_times) = (Vec::new(), Vec::new());
@@ -620,6 +644,7 @@ async fn main() -> anyhow::Result<()> {
         "lag" => lag(&a).await,
         "lines" => lines(&a).await,
         "claim" => claim(&a).await,
+        "tenants" => tenants::run(&a).await,
         _ => {
             let (pool, _) = fresh(&a.url).await?;
             let contacts = a.contacts.unwrap_or(200_000);

@@ -1,10 +1,14 @@
-//! One campaign actor per active campaign. It owns the campaign's plan (its
-//! configuration's schedule and policy, its agent defaults), re-reads it every
-//! `dialer.plan_refresh_seconds`, and every second works out which of its
-//! contacts' time zones are inside their calling windows, telling the
-//! dispatcher whenever that changes. Supervised by the supervisor, which
-//! starts it when the campaign becomes active, stops it when it does not,
-//! and restarts it when it fails; when it stops, its gates close.
+//! One campaign actor per active campaign. It holds the campaign's plan
+//! (its configuration's schedule and policy, its agent defaults) and the
+//! time zones its waiting contacts use, both handed to it by the poller,
+//! which reads every active campaign's plan in one batch every
+//! `dialer.plan_refresh_seconds` and a campaign's at once when contacts are
+//! added to it. While it has waiting contacts it works out every second
+//! which of their zones are inside their calling windows, telling the
+//! dispatcher whenever that changes; with none it does nothing at all.
+//! Supervised by the supervisor, which starts it when the campaign becomes
+//! active, stops it when it does not, and restarts it when it fails (it
+//! then waits for the next plan); when it stops, its gates close.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +17,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
 use super::dispatcher::DispatcherMessage;
-use super::{Deps, Outage};
-use crate::db;
+use super::Deps;
 use crate::domain::plan::{CampaignPlan, Gate};
+
+/// How often the open gates are worked out while contacts wait.
+const TICK: Duration = Duration::from_secs(1);
 
 pub struct Campaign;
 
@@ -26,14 +32,18 @@ pub struct CampaignState {
     plan: Option<Arc<CampaignPlan>>,
     zones: Vec<String>,
     sent: Option<(Arc<CampaignPlan>, Vec<Gate>)>,
-    outage: Outage,
+    /// A `Tick` is scheduled.
+    ticking: bool,
 }
 
 pub enum CampaignMessage {
     /// Re-evaluate the windows at the current time.
     Tick,
-    /// Re-read the plan and the zones in use, then re-evaluate.
-    Refresh,
+    /// The campaign's plan and the zones of its waiting contacts, as read now.
+    Plan {
+        plan: Arc<CampaignPlan>,
+        zones: Vec<String>,
+    },
 }
 
 impl Actor for Campaign {
@@ -43,15 +53,9 @@ impl Actor for Campaign {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _: ActorRef<Self::Msg>,
         (deps, id, dispatcher): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(Duration::from_secs(1), || CampaignMessage::Tick);
-        myself.send_interval(
-            Duration::from_secs(deps.settings.plan_refresh_seconds),
-            || CampaignMessage::Refresh,
-        );
-        myself.cast(CampaignMessage::Refresh)?;
         Ok(CampaignState {
             deps,
             id,
@@ -59,20 +63,31 @@ impl Actor for Campaign {
             plan: None,
             zones: Vec::new(),
             sent: None,
-            outage: Outage::default(),
+            ticking: false,
         })
     }
 
     async fn handle(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if let CampaignMessage::Refresh = msg {
-            refresh(state).await;
+        match msg {
+            CampaignMessage::Tick => state.ticking = false,
+            CampaignMessage::Plan { plan, zones } => {
+                state.plan = Some(plan);
+                state.zones = zones;
+            }
         }
-        publish(state)
+        publish(state)?;
+        // Windows are evaluated only while contacts wait; re-armed after
+        // each run, so ticks never pile up behind a slow one.
+        if !state.zones.is_empty() && !state.ticking {
+            state.ticking = true;
+            myself.send_after(TICK, || CampaignMessage::Tick);
+        }
+        Ok(())
     }
 
     async fn post_stop(
@@ -82,22 +97,6 @@ impl Actor for Campaign {
     ) -> Result<(), ActorProcessingErr> {
         let _ = state.dispatcher.cast(DispatcherMessage::Unplan(state.id));
         Ok(())
-    }
-}
-
-async fn refresh(state: &mut CampaignState) {
-    let pool = &state.deps.pool;
-    match (
-        db::dialer::load_plan(pool, state.id).await,
-        db::dialer::pending_zones(pool, state.id).await,
-    ) {
-        (Ok(plan), Ok(zones)) => {
-            state.plan = plan.map(Arc::new);
-            state.zones = zones;
-            state.outage.recovered("refreshing a campaign plan");
-        }
-        // The last plan is kept meanwhile.
-        (Err(e), _) | (_, Err(e)) => state.outage.failed("refreshing a campaign plan", &e),
     }
 }
 

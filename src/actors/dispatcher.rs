@@ -203,9 +203,10 @@ fn wake(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState) {
 
 fn rebuild_gates(state: &mut DispatcherState) {
     let mut gates = OpenGates::default();
-    for (id, (_, open)) in &state.plans {
-        gates.add(*id, open);
+    for (id, (plan, open)) in &state.plans {
+        gates.add(plan.organization_id, *id, open);
     }
+    gates.seal();
     state.gates = gates;
 }
 
@@ -289,7 +290,11 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         calls,
         attempts,
         set_aside,
+        idle,
     } = batch;
+    if !idle.is_empty() {
+        raise_bounds(&state.deps.pool, idle);
+    }
     for (contact_id, reason) in set_aside {
         tracing::warn!(%contact_id, reason, "contact set aside: it cannot be dialed as stored");
         counter!(monitoring::CONTACTS_SET_ASIDE).increment(1);
@@ -361,6 +366,18 @@ fn started(
             }
         }
     }
+}
+
+/// Raises the due bounds of organizations found with nothing due, in a
+/// task of its own: the next claim need not wait for it, and a failure
+/// only leaves the bounds low (the next claim finds them again).
+fn raise_bounds(pool: &sqlx::PgPool, orgs: Vec<Uuid>) {
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = dialer::raise_due_bounds(&pool, &orgs).await {
+            tracing::debug!(error = %e, "cannot raise organizations' due bounds yet");
+        }
+    });
 }
 
 fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {

@@ -10,6 +10,7 @@
 //! are capped: past `MAX_RESTARTS` in `RESTART_WINDOW` the supervisor stops.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
@@ -27,6 +28,7 @@ use super::recorder::{Recorder, RecorderMessage};
 use super::{Deps, DrainReport, Health, CALL_TIMEOUT};
 use crate::db;
 use crate::db::recovery::Interruption;
+use crate::domain::plan::CampaignPlan;
 use crate::monitoring;
 
 const MAX_RESTARTS: usize = 20;
@@ -60,7 +62,10 @@ enum Drain {
 
 pub enum SupervisorMessage {
     /// The campaigns that are active now, from the poller.
-    ActiveCampaigns(Vec<Uuid>),
+    ActiveCampaigns(HashSet<Uuid>),
+    /// Campaign plans and the zones of their waiting contacts, read in one
+    /// batch by the poller: each goes to its campaign actor.
+    Plans(Vec<(CampaignPlan, Vec<String>)>),
     /// Stop claiming, wait until `deadline` for calls in flight, write
     /// results, release what is left, and report to `reply`.
     Drain {
@@ -127,6 +132,14 @@ impl Actor for Supervisor {
                 sync_campaigns(&myself, state, active).await?;
             }
             SupervisorMessage::ActiveCampaigns(_) => {}
+            SupervisorMessage::Plans(plans) => {
+                for (plan, zones) in plans {
+                    if let Some(actor) = state.campaigns.get(&plan.campaign_id) {
+                        let plan = Arc::new(plan);
+                        let _ = actor.cast(CampaignMessage::Plan { plan, zones });
+                    }
+                }
+            }
             SupervisorMessage::Health(within, reply) => {
                 let busy = state
                     .dispatcher
@@ -217,7 +230,7 @@ async fn spawn_line(
 async fn sync_campaigns(
     myself: &ActorRef<SupervisorMessage>,
     state: &mut SupervisorState,
-    active: Vec<Uuid>,
+    active: HashSet<Uuid>,
 ) -> Result<(), ActorProcessingErr> {
     for (id, actor) in state.campaigns.iter() {
         if !active.contains(id) {
@@ -263,6 +276,10 @@ async fn restart(
         let args = (state.deps.clone(), campaign, state.dispatcher.clone());
         let (actor, _) = Actor::spawn_linked(None, Campaign, args, me).await?;
         state.campaigns.insert(campaign, actor);
+        // Its plan comes from the poller, as for a campaign just started.
+        let _ = state
+            .poller
+            .cast(PollerMessage::RefreshPlans(Some(vec![campaign])));
         "campaign"
     } else if let Some(index) = state.lines.iter().position(|l| l.get_id() == id) {
         let line = spawn_line(&state.deps, index, &state.dispatcher, &state.recorder, &me).await?;

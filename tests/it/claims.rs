@@ -26,15 +26,22 @@ async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
 }
 
 /// The campaign's one gate: contacts with no zone of their own, open.
-fn gates(campaign: Uuid) -> OpenGates {
+async fn gates(pool: &sqlx::PgPool, campaign: Uuid) -> OpenGates {
+    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+        .bind(campaign)
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let mut gates = OpenGates::default();
     gates.add(
+        org,
         campaign,
         &[Gate {
             zone: String::new(),
             first_scheduled: false,
         }],
     );
+    gates.seal();
     gates
 }
 
@@ -51,7 +58,7 @@ async fn claim_on(
     campaign: Uuid,
     want: u32,
 ) -> Batch<(Uuid, Uuid)> {
-    let gates = gates(campaign);
+    let gates = gates(pool, campaign).await;
     dialer::claim(pool, owner, Utc::now(), &gates, want, 1000, |c| {
         let attempt = NewAttempt {
             attempt_id: Uuid::now_v7(),
@@ -278,7 +285,7 @@ async fn no_attempt_is_written_once_the_campaign_is_paused() {
 async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
     let db = TestDb::new().await;
     let campaign = campaign(&db, "unusable", 3).await;
-    let gates = gates(campaign);
+    let gates = gates(&db.pool, campaign).await;
     // No call can be made of any of them now (as when their campaign's
     // plan is not loaded yet).
     let batch = dialer::claim(
@@ -333,7 +340,7 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let mut zones = dialer::pending_zones(&db.pool, campaign).await.unwrap();
+    let mut zones = zones_of(&db, campaign).await;
     zones.sort();
     assert_eq!(
         zones,
@@ -347,7 +354,7 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
         campaign,
     )
     .await;
-    let mut zones = dialer::pending_zones(&db.pool, campaign).await.unwrap();
+    let mut zones = zones_of(&db, campaign).await;
     zones.sort();
     assert_eq!(zones, ["America/New_York", "Asia/Tokyo", "Europe/Paris"]);
     exec(
@@ -356,14 +363,20 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
         campaign,
     )
     .await;
-    assert!(dialer::pending_zones(&db.pool, campaign)
+    assert!(zones_of(&db, campaign).await.is_empty());
+    assert_eq!(zones_of(&db, other).await, ["Australia/Perth"]);
+    // Both campaigns' plans in one read, each with its own zones.
+    let both = dialer::load_plans(&db.pool, &[campaign, other])
         .await
-        .unwrap()
-        .is_empty());
-    assert_eq!(
-        dialer::pending_zones(&db.pool, other).await.unwrap(),
-        ["Australia/Perth"]
-    );
+        .unwrap();
+    assert_eq!(both.len(), 2);
+}
+
+/// The zones of one campaign's plan, as the batched plan read gives them.
+async fn zones_of(db: &TestDb, campaign: Uuid) -> Vec<String> {
+    let mut plans = dialer::load_plans(&db.pool, &[campaign]).await.unwrap();
+    assert_eq!(plans.len(), 1, "the campaign is active");
+    plans.remove(0).1
 }
 
 /// Whether an organization has due work is asked group by group (priority,

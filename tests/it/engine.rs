@@ -614,7 +614,7 @@ async fn readiness_follows_the_database_and_the_dialer_loop() {
     assert_eq!(get().await, StatusCode::OK);
     // A dialer loop stuck on a lock is not ready.
     let mut tx = app.db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE organization_due IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await
         .unwrap();

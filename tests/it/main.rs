@@ -18,3 +18,4 @@ mod platform;
 mod restart;
 mod schema;
 mod systemd;
+mod tenants;

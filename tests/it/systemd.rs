@@ -95,7 +95,7 @@ async fn systemd_hears_ready_status_watchdog_and_stopping_and_no_pings_while_wed
 
     // Wedge the dialer loop: its next claim waits on this lock.
     let mut tx = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE organization_due IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await
         .unwrap();

@@ -1,0 +1,175 @@
+//! Many organizations on one database: the claim lists only those with
+//! due work (`organization_due`), shares slots among them exactly, and an
+//! organization that gets work after a long idle spell is dialed at once.
+
+use chrono::Utc;
+use dialerd::db::dialer::{self, NewAttempt, OpenGates};
+use dialerd::domain::agent::AgentFields;
+use dialerd::domain::plan::Gate;
+use uuid::Uuid;
+
+use crate::daemon::seed;
+use crate::helpers::TestDb;
+
+/// Organizations `(org, campaign)` of `limits.len()`, each with its limit
+/// and `n` due contacts in an active around-the-clock campaign.
+async fn organizations(db: &TestDb, limits: &[i32], n: u32) -> Vec<(Uuid, Uuid)> {
+    let mut made = Vec::new();
+    for (i, &limit) in limits.iter().enumerate() {
+        let org = seed(db, &format!("tenant-{i}"), limit, n).await;
+        let campaign: Uuid =
+            sqlx::query_scalar("SELECT id FROM campaigns WHERE organization_id = $1")
+                .bind(org)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        made.push((org, campaign));
+    }
+    made
+}
+
+/// Every campaign's gate for contacts without a zone, open.
+fn open(orgs: &[(Uuid, Uuid)]) -> OpenGates {
+    let mut gates = OpenGates::default();
+    for &(org, campaign) in orgs {
+        gates.add(
+            org,
+            campaign,
+            &[Gate {
+                zone: String::new(),
+                first_scheduled: false,
+            }],
+        );
+    }
+    gates.seal();
+    gates
+}
+
+/// One claim of up to `want` under `global` as a new owner; the claimed
+/// contacts' organizations, and the organizations found with nothing due.
+async fn claim(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> (Vec<Uuid>, Vec<Uuid>) {
+    let batch = dialer::claim(
+        &db.pool,
+        Uuid::now_v7(),
+        Utc::now(),
+        gates,
+        want,
+        global,
+        |c| {
+            let attempt = NewAttempt {
+                attempt_id: Uuid::now_v7(),
+                phone_number: c.phone_numbers[0].clone(),
+                agent: AgentFields::default(),
+            };
+            Ok((c.organization_id, attempt))
+        },
+    )
+    .await
+    .unwrap();
+    (batch.calls, batch.idle)
+}
+
+async fn bound(db: &TestDb, org: Uuid) -> Option<chrono::DateTime<Utc>> {
+    sqlx::query_scalar::<_, Option<chrono::DateTime<Utc>>>(
+        "SELECT CASE WHEN next_due = 'infinity' THEN NULL ELSE next_due END
+           FROM organization_due WHERE organization_id = $1",
+    )
+    .bind(org)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn free_slots_are_shared_among_many_organizations_by_the_largest_remainder() {
+    let db = TestDb::new().await;
+    let limits: Vec<i32> = (1..=12).collect();
+    let orgs = organizations(&db, &limits, 30).await;
+    let (claimed, _) = claim(&db, &open(&orgs), 20, 20).await;
+    // 20 slots over limits 1..12 (sum 78): quotas 20 * i / 78, floors
+    // 0 0 0 1 1 1 1 2 2 2 2 3 (15 slots), the 5 left to the largest
+    // remainders: i = 11 (.821), 7 (.795), 3 (.769), 10 (.564), 6 (.538).
+    let expected = [0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3];
+    let got: Vec<usize> = orgs
+        .iter()
+        .map(|(org, _)| claimed.iter().filter(|o| *o == org).count())
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn an_organization_given_work_after_a_long_idle_spell_is_claimed_at_once() {
+    let db = TestDb::new().await;
+    let orgs = organizations(&db, &[10, 10], 2).await;
+    let gates = open(&orgs);
+    let (busy, idle) = (orgs[0], orgs[1]);
+    // The idle organization's contacts finished long ago: its bound is
+    // stale until a claim finds it with nothing due and raises it.
+    sqlx::query("UPDATE contacts SET status = 'completed' WHERE organization_id = $1")
+        .bind(idle.0)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (claimed, found_idle) = claim(&db, &gates, 10, 100).await;
+    assert_eq!(claimed, vec![busy.0, busy.0]);
+    // Both have nothing due left: the idle one, and the busy one once its
+    // two contacts were claimed.
+    assert!(found_idle.contains(&idle.0), "{found_idle:?}");
+    assert_eq!(
+        dialer::raise_due_bounds(&db.pool, &found_idle)
+            .await
+            .unwrap(),
+        found_idle.len() as u64
+    );
+    assert_eq!(bound(&db, idle.0).await, None, "nothing waits: no bound");
+    // Any SQL client's insert lowers the bound: the next claim takes it.
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
+         VALUES (gen_random_uuid(), $1, $2, ARRAY['+14155550999'])",
+    )
+    .bind(idle.0)
+    .bind(idle.1)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert!(bound(&db, idle.0).await.is_some_and(|b| b <= Utc::now()));
+    let (claimed, _) = claim(&db, &gates, 10, 100).await;
+    assert_eq!(claimed, vec![idle.0]);
+}
+
+#[tokio::test]
+async fn a_bound_is_never_raised_past_contacts_being_written() {
+    let db = TestDb::new().await;
+    let orgs = organizations(&db, &[10], 1).await;
+    let (org, campaign) = orgs[0];
+    sqlx::query("UPDATE contacts SET status = 'completed' WHERE organization_id = $1")
+        .bind(org)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // A contact being written: its statement found the (stale) bound low
+    // enough already, so it changed nothing there, and holds the row.
+    let mut writer = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
+         VALUES (gen_random_uuid(), $1, $2, ARRAY['+14155550998'])",
+    )
+    .bind(org)
+    .bind(campaign)
+    .execute(&mut *writer)
+    .await
+    .unwrap();
+    // A claim finds nothing due (the contact is not committed) and raises:
+    // the organization is passed over, its bound left as it is.
+    let (claimed, idle) = claim(&db, &open(&orgs), 10, 100).await;
+    assert!(claimed.is_empty());
+    assert_eq!(idle, vec![org]);
+    assert_eq!(dialer::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
+    writer.commit().await.unwrap();
+    let (claimed, _) = claim(&db, &open(&orgs), 10, 100).await;
+    assert_eq!(
+        claimed,
+        vec![org],
+        "the contact written meanwhile is claimed"
+    );
+}
