@@ -79,9 +79,14 @@ pub fn engine_deps(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Deps> {
     let telephony = match settings.telephony.backend {
-        Backend::Simulated => {
-            Telephony::Simulated(Simulated::new(settings.telephony.simulated.clone()))
-        }
+        Backend::Simulated => Telephony::Simulated(
+            Simulated::new(settings.telephony.simulated.clone()).with_context(|| {
+                format!(
+                    "cannot open telephony.simulated.call_log = {}",
+                    settings.telephony.simulated.call_log
+                )
+            })?,
+        ),
         Backend::Http => Telephony::Http(
             Http::new(settings.telephony.http.clone(), pool.clone())
                 .context("cannot build the HTTP client of the http telephony backend")?,

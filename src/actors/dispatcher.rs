@@ -52,6 +52,8 @@ pub struct DispatcherState {
     outage: Outage,
     /// Draining: answered once no call is in flight or starting.
     drain: Option<RpcReplyPort<()>>,
+    /// Claim cycles begun: each looks for idle lines and claims for them.
+    cycles: u64,
 }
 
 pub enum DispatcherMessage {
@@ -78,7 +80,8 @@ pub enum DispatcherMessage {
     /// ended (at once when none is).
     Drain(RpcReplyPort<()>),
     /// How many calls are in flight.
-    Busy(RpcReplyPort<usize>),
+    /// Lines busy, campaigns whose plan it holds, claim cycles begun.
+    Busy(RpcReplyPort<(usize, usize, u64)>),
 }
 
 impl Actor for Dispatcher {
@@ -111,6 +114,7 @@ impl Actor for Dispatcher {
             stranded: Vec::new(),
             outage: Outage::default(),
             drain: None,
+            cycles: 0,
         })
     }
 
@@ -170,7 +174,8 @@ impl Actor for Dispatcher {
                 answer_drain(state);
             }
             DispatcherMessage::Busy(reply) => {
-                let _ = reply.send(state.busy.len() + state.starting);
+                let busy = state.busy.len() + state.starting;
+                let _ = reply.send((busy, state.plans.len(), state.cycles));
             }
         }
         Ok(())
@@ -233,6 +238,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     if !state.claiming || !state.outage.may_try() {
         return;
     }
+    state.cycles += 1;
     if !state.stranded.is_empty() {
         let stranded = std::mem::take(&mut state.stranded);
         let deps = &state.deps;

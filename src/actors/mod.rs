@@ -142,11 +142,15 @@ pub async fn listen(
     }
 }
 
-/// Lines of a healthy engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a healthy engine reports of itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Health {
     pub busy: usize,
     pub lines: usize,
+    /// Campaigns whose plan the dispatcher holds: those it may claim from.
+    pub plans: usize,
+    /// Claim cycles begun so far: each claims for the idle lines, if any.
+    pub cycles: u64,
     /// Stopping: no new calls are placed, calls in flight are finishing.
     pub draining: bool,
 }
@@ -210,6 +214,12 @@ impl Engine {
 
     pub fn probe(&self) -> Probe {
         Probe(self.supervisor.clone())
+    }
+
+    /// The supervisor's children as they are now: for fault injection in
+    /// tests (a child stopped from outside is restarted like a failed one).
+    pub fn actors(&self) -> Vec<ractor::ActorCell> {
+        self.supervisor.get_children()
     }
 
     /// Resolves when the supervision tree has stopped (it failed past its restart budget).

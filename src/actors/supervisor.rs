@@ -145,9 +145,11 @@ impl Actor for Supervisor {
                     .dispatcher
                     .call(DispatcherMessage::Busy, Some(within))
                     .await;
-                if let Ok(ractor::rpc::CallResult::Success(busy)) = busy {
+                if let Ok(ractor::rpc::CallResult::Success((busy, plans, cycles))) = busy {
                     let _ = reply.send(Health {
                         busy,
+                        plans,
+                        cycles,
                         lines: state.lines.len(),
                         draining: !matches!(state.drain, Drain::Running),
                     });

@@ -28,11 +28,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     );
     let health = match &state.probe {
         Some(probe) => probe.check(CHECK_TIMEOUT).await,
-        None => Some(Health {
-            busy: 0,
-            lines: 0,
-            draining: false,
-        }),
+        None => Some(Health::default()),
     };
     let engine = health.is_some();
     let draining = health.is_some_and(|h| h.draining);

@@ -194,6 +194,75 @@ mod tests {
         assert!(!s.is_open(None, false, utc(2026, 3, 8, 14, 0)));
     }
 
+    /// New York's clocks jump from 02:00 to 03:00 on 2026-03-08 (07:00 UTC)
+    /// and go back from 02:00 to 01:00 on 2026-11-01 (06:00 UTC). Windows
+    /// are read on the callee's wall clock: an hour that is skipped is never
+    /// open, an hour that repeats is open both times.
+    fn new_york(windows: &str) -> Schedule {
+        schedule(&format!(
+            r#"{{"default_timezone":"America/New_York","default_windows":{windows}}}"#
+        ))
+    }
+
+    #[test]
+    fn a_window_inside_the_skipped_hour_never_opens_and_one_across_it_opens_after_it() {
+        let inside = new_york(r#"[{"days":["sun"],"start":"02:00","end":"02:45"}]"#);
+        let mut t = utc(2026, 3, 8, 5, 0);
+        while t < utc(2026, 3, 8, 9, 0) {
+            assert!(!inside.is_open(None, false, t), "open at {t}");
+            t += chrono::Duration::minutes(1);
+        }
+        let across = new_york(r#"[{"days":["sun"],"start":"01:30","end":"03:30"}]"#);
+        // 01:30-01:59 EST, then 03:00-03:29 EDT: an hour of calling, not two.
+        assert!(!across.is_open(None, false, utc(2026, 3, 8, 6, 29)));
+        assert!(across.is_open(None, false, utc(2026, 3, 8, 6, 30)));
+        assert!(across.is_open(None, false, utc(2026, 3, 8, 6, 59)));
+        assert!(across.is_open(None, false, utc(2026, 3, 8, 7, 0)));
+        assert!(across.is_open(None, false, utc(2026, 3, 8, 7, 29)));
+        assert!(!across.is_open(None, false, utc(2026, 3, 8, 7, 30)));
+    }
+
+    #[test]
+    fn a_window_inside_the_repeated_hour_is_open_both_times() {
+        let s = new_york(r#"[{"days":["sun"],"start":"01:15","end":"01:45"}]"#);
+        // 01:15-01:44 EDT (05:15-05:44 UTC), then again in EST (06:15-06:44 UTC).
+        for (h, m, open) in [
+            (5, 14, false),
+            (5, 15, true),
+            (5, 44, true),
+            (5, 45, false),
+            (6, 0, false),
+            (6, 15, true),
+            (6, 44, true),
+            (6, 45, false),
+        ] {
+            assert_eq!(
+                s.is_open(None, false, utc(2026, 11, 1, h, m)),
+                open,
+                "{h:02}:{m:02} UTC"
+            );
+        }
+    }
+
+    #[test]
+    fn a_midnight_crossing_window_on_a_transition_night_ends_at_its_wall_clock_time() {
+        let s = new_york(r#"[{"days":["sat"],"start":"22:00","end":"02:00"}]"#);
+        // Spring: Saturday 22:00 EST (03:00 UTC) to Sunday 02:00, which the
+        // clocks skip: closed from 03:00 EDT (07:00 UTC).
+        assert!(!s.is_open(None, false, utc(2026, 3, 8, 2, 59)));
+        assert!(s.is_open(None, false, utc(2026, 3, 8, 3, 0)));
+        assert!(s.is_open(None, false, utc(2026, 3, 8, 6, 59)));
+        assert!(!s.is_open(None, false, utc(2026, 3, 8, 7, 0)));
+        // Autumn: Saturday 22:00 EDT (02:00 UTC) to Sunday 02:00 EST
+        // (07:00 UTC), the repeated hour included: five hours of calling.
+        assert!(!s.is_open(None, false, utc(2026, 11, 1, 1, 59)));
+        assert!(s.is_open(None, false, utc(2026, 11, 1, 2, 0)));
+        assert!(s.is_open(None, false, utc(2026, 11, 1, 5, 30)));
+        assert!(s.is_open(None, false, utc(2026, 11, 1, 6, 30)));
+        assert!(s.is_open(None, false, utc(2026, 11, 1, 6, 59)));
+        assert!(!s.is_open(None, false, utc(2026, 11, 1, 7, 0)));
+    }
+
     #[test]
     fn a_zone_listed_twice_in_overrides_is_refused() {
         let err = serde_json::from_str::<Schedule>(

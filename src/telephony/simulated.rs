@@ -1,7 +1,11 @@
 //! The simulated phone network: seeded, with a configurable answer rate,
 //! outcome mix for unanswered calls, and call durations. It drives the demo,
-//! the tests and the benchmarks.
+//! the tests and the benchmarks. It can keep the network's own record of
+//! every call it was asked to place (`call_log`): what the tests check
+//! dialerd's guarantees against, independently of dialerd's tables.
 
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -69,17 +73,27 @@ pub struct SimulatedSettings {
     pub mean_call_ms: u64,
     pub duration: DurationShape,
     pub unanswered: OutcomeMix,
+    /// A file the network appends one JSON line to for every call placed
+    /// and every call ended; empty for none.
+    #[serde(default)]
+    pub call_log: String,
 }
 
 pub struct Simulated {
     settings: SimulatedSettings,
     rng: Mutex<StdRng>,
+    log: Option<CallLog>,
 }
 
 impl Simulated {
-    pub fn new(settings: SimulatedSettings) -> Self {
+    /// The network; fails only when the call log cannot be opened.
+    pub fn new(settings: SimulatedSettings) -> std::io::Result<Self> {
         let rng = Mutex::new(StdRng::seed_from_u64(settings.seed));
-        Simulated { settings, rng }
+        let log = match settings.call_log.as_str() {
+            "" => None,
+            path => Some(CallLog::open(path)?),
+        };
+        Ok(Simulated { settings, rng, log })
     }
 
     /// Draws the outcome and duration of one call.
@@ -114,22 +128,74 @@ fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
     Outcome::NoAnswer
 }
 
+/// The network's record of calls: one line per event, each written with
+/// one `write` to a file opened for appending, so the lines of several
+/// processes sharing the file do not interleave, and a line written is
+/// kept even if the process is killed the next instant.
+struct CallLog(Mutex<File>);
+
+impl CallLog {
+    fn open(path: &str) -> std::io::Result<CallLog> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(CallLog(Mutex::new(file)))
+    }
+
+    fn append(&self, event: serde_json::Value) -> std::io::Result<()> {
+        let mut line = event.to_string();
+        line.push('\n');
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(line.as_bytes())
+    }
+}
+
 impl CallBackend for Simulated {
     async fn place(&self, call: &CallRequest) -> CallEnd {
         let (outcome, duration) = self.draw();
         let started = Utc::now();
+        if let Some(log) = &self.log {
+            let placed = log.append(serde_json::json!({
+                "event": "placed",
+                "at": started,
+                "attempt_id": call.attempt_id,
+                "contact_id": call.contact_id,
+                "campaign_id": call.campaign_id,
+                "number": call.number.as_str(),
+            }));
+            // A call the network cannot record is not placed.
+            if let Err(e) = placed {
+                return CallEnd::Report(CallReport {
+                    outcome: Outcome::Failed,
+                    conversation_id: None,
+                    detail: Some(format!("simulated network: cannot record the call: {e}")),
+                    answered_at: None,
+                    ended_at: Utc::now(),
+                });
+            }
+        }
         if duration.is_zero() {
             tokio::task::yield_now().await;
         } else {
             tokio::time::sleep(duration).await;
         }
         let answered = outcome == Outcome::Completed;
+        let ended_at = Utc::now();
+        if let Some(log) = &self.log {
+            let ended = log.append(serde_json::json!({
+                "event": "ended",
+                "at": ended_at,
+                "attempt_id": call.attempt_id,
+                "outcome": outcome.as_str(),
+            }));
+            if let Err(e) = ended {
+                tracing::warn!(error = %e, "the simulated network cannot record a call's end");
+            }
+        }
         CallEnd::Report(CallReport {
             outcome,
             conversation_id: answered.then(|| format!("sim-{}", call.attempt_id)),
             detail: Some(format!("simulated {}", outcome.as_str())),
             answered_at: answered.then_some(started),
-            ended_at: Utc::now(),
+            ended_at,
         })
     }
 }
@@ -152,6 +218,7 @@ mod tests {
                 invalid_number: 0.0,
                 failed: 0.0,
             },
+            call_log: String::new(),
         }
     }
 
@@ -159,13 +226,13 @@ mod tests {
     fn the_same_seed_draws_the_same_calls() {
         let a: Vec<_> = (0..50)
             .map({
-                let s = Simulated::new(settings(0.5));
+                let s = Simulated::new(settings(0.5)).unwrap();
                 move |_| s.draw()
             })
             .collect();
         let b: Vec<_> = (0..50)
             .map({
-                let s = Simulated::new(settings(0.5));
+                let s = Simulated::new(settings(0.5)).unwrap();
                 move |_| s.draw()
             })
             .collect();
@@ -174,9 +241,9 @@ mod tests {
 
     #[test]
     fn answer_rate_one_completes_every_call_and_zero_none() {
-        let all = Simulated::new(settings(1.0));
+        let all = Simulated::new(settings(1.0)).unwrap();
         assert!((0..200).all(|_| all.draw().0 == Outcome::Completed));
-        let none = Simulated::new(settings(0.0));
+        let none = Simulated::new(settings(0.0)).unwrap();
         let outcomes: Vec<_> = (0..200).map(|_| none.draw().0).collect();
         assert!(outcomes
             .iter()
@@ -186,14 +253,15 @@ mod tests {
 
     #[test]
     fn durations_follow_the_configured_mean() {
-        let s = Simulated::new(settings(0.5));
+        let s = Simulated::new(settings(0.5)).unwrap();
         let total: f64 = (0..4000).map(|_| s.draw().1.as_secs_f64() * 1000.0).sum();
         let mean = total / 4000.0;
         assert!((80.0..120.0).contains(&mean), "mean {mean}");
         let zero = Simulated::new(SimulatedSettings {
             mean_call_ms: 0,
             ..settings(0.5)
-        });
+        })
+        .unwrap();
         assert!((0..10).all(|_| zero.draw().1.is_zero()));
     }
 
