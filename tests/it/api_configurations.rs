@@ -1,5 +1,5 @@
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{detail, TestApp};
 
@@ -40,6 +40,19 @@ async fn configurations_are_listed_read_patched_and_deleted() {
     assert_eq!(patched["agent"]["agent_config"]["voice"], "alto");
     // Sections not given keep their values.
     assert_eq!(patched["dialing_policy"]["default_country"], "US");
+    // A section given replaces the whole section: what it leaves out
+    // goes back to its default, nothing of the old section is merged in.
+    let (status, patched) = app
+        .patch(
+            &format!("/campaign/configurations/{id}"),
+            json!({"agent": {"agent_version": "7"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["agent"]["agent_version"], "7");
+    assert_eq!(patched["agent"]["agent_id"], Value::Null, "{patched}");
+    assert_eq!(patched["agent"]["agent_config"], Value::Null, "{patched}");
+    assert_eq!(patched["name"], "Evenings");
 
     let (status, _) = app
         .call(

@@ -38,6 +38,24 @@ async fn upsert_creates_then_updates_by_external_id_and_by_id_normalizing_number
     assert_eq!(ann["status"], "pending");
     assert_eq!(ann["attempt_count"], 0);
     assert_eq!(ann["attempts"], json!([]));
+    // As after two calls: ann exhausted on her second number, bob waiting
+    // for a retry on his.
+    let called = "UPDATE contacts SET attempt_count = 2, next_number_index = 1,
+                         retired_numbers = '{0}', last_outcome = 'no_answer',
+                         next_attempt_at = '2030-01-01T00:00:00Z'";
+    app.db
+        .run(&format!(
+            "{called}, status = 'exhausted' WHERE external_id = 'ann'"
+        ))
+        .await
+        .unwrap();
+    app.db
+        .run(&format!(
+            "{called} WHERE id = '{}'",
+            ids[1].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
 
     let (status, second) = app
         .post(path, contacts(json!([
@@ -61,6 +79,38 @@ async fn upsert_creates_then_updates_by_external_id_and_by_id_normalizing_number
         .await;
     assert_eq!(ann["data"]["plan"], "silver");
     assert_eq!(app.db.count("SELECT count(*) FROM contacts").await, 3);
+    // An update keeps status, attempts and the due time; new numbers
+    // start their rotation (and retirements) afresh.
+    let state = |who: &'static str| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32, i32, Vec<i32>, bool)>(
+                "SELECT status::text, attempt_count, next_number_index, retired_numbers, next_attempt_at = '2030-01-01T00:00:00Z'
+                   FROM contacts WHERE external_id = $1",
+            )
+            .bind(who)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(state("ann").await, ("exhausted".into(), 2, 0, vec![], true));
+    assert_eq!(state("bob").await, ("pending".into(), 2, 0, vec![], true));
+    // The same numbers again keep their place in the rotation.
+    app.db
+        .run("UPDATE contacts SET next_number_index = 1, retired_numbers = '{0}' WHERE external_id = 'bob'")
+        .await
+        .unwrap();
+    let (status, _) = app
+        .post(
+            path,
+            contacts(json!([
+                {"external_id": "bob", "phone_numbers": ["(212) 555-0199"], "data": {"x": 1}}
+            ])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state("bob").await, ("pending".into(), 2, 1, vec![0], true));
 }
 
 #[tokio::test]

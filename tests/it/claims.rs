@@ -11,7 +11,7 @@ use dialerd::domain::plan::Gate;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::{assert_attempts_accounted, eventually, TestDb};
+use crate::helpers::{assert_attempts_accounted, lock_waits, TestDb};
 
 /// An active campaign of `n` due contacts.
 async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
@@ -114,19 +114,6 @@ async fn set_by_k(db: &TestDb, campaign: Uuid, set: &str) {
          UPDATE contacts c SET {set} FROM z WHERE c.id = z.id"
     );
     exec(db, &sql, campaign).await;
-}
-
-/// Waits until `n` sessions of the test database wait on a lock.
-async fn lock_waits(db: &TestDb, n: i64) {
-    eventually(10, "sessions waiting on a lock", || async {
-        db.count(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .await
-            >= n
-    })
-    .await;
 }
 
 #[tokio::test]
@@ -279,6 +266,94 @@ async fn no_attempt_is_written_once_the_campaign_is_paused() {
     assert_eq!(done.released, 3);
     assert_eq!(handed_back(&db).await, 3);
     assert_attempts_accounted(&db.pool).await;
+}
+
+#[tokio::test]
+async fn an_attempt_write_waits_for_a_pause_being_committed_and_then_writes_nothing() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "pausing", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+    assert_eq!(batch.calls.len(), 3);
+
+    // A pause written but not committed: the attempt write's snapshot sees
+    // the campaign active, and must not decide on that.
+    let mut pause = db.pool.begin().await.unwrap();
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
+        .bind(campaign)
+        .execute(&mut *pause)
+        .await
+        .unwrap();
+    let pool = db.pool.clone();
+    let attempts = batch.attempts;
+    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    lock_waits(&db, 1).await;
+    assert!(
+        !start.is_finished(),
+        "the attempt write went past an uncommitted pause"
+    );
+    pause.commit().await.unwrap();
+
+    let started = start.await.unwrap().unwrap();
+    assert!(started.is_empty(), "a call after the pause: {started:?}");
+    assert_eq!(db.count("SELECT count(*) FROM attempts").await, 0);
+}
+
+#[tokio::test]
+async fn a_pause_waits_for_an_attempt_write_under_way() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "writing", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+
+    // Hold the attempt write after it share-locked the campaign: an
+    // uncommitted row with the id of one of its attempts.
+    let (contact, attempt) = batch.calls[0];
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
+                               phone_number, instance_id, outcome, ended_at)
+         SELECT $1, organization_id, id, campaign_id, 99, phone_numbers[1], $3, 'failed', now()
+           FROM contacts WHERE id = $2",
+    )
+    .bind(attempt)
+    .bind(contact)
+    .bind(owner)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let pool = db.pool.clone();
+    let attempts = batch.attempts;
+    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    lock_waits(&db, 1).await;
+    let pool = db.pool.clone();
+    let pause = tokio::spawn(async move {
+        sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
+            .bind(campaign)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    // The pause waits for the write: it cannot commit while the write,
+    // which saw the campaign active, is still to commit.
+    lock_waits(&db, 2).await;
+    assert!(
+        !pause.is_finished(),
+        "the pause did not wait for the attempt write"
+    );
+    blocker.rollback().await.unwrap();
+
+    let started = start.await.unwrap().unwrap();
+    assert_eq!(started.len(), 3, "the write that went first is whole");
+    pause.await.unwrap();
+    assert_eq!(
+        db.count("SELECT count(*) FROM campaigns WHERE status = 'paused'")
+            .await,
+        1
+    );
+    // The attempts committed before the pause: a later write sees it.
+    let again = claim(&db, Uuid::now_v7(), campaign, 3).await;
+    assert!(again.calls.is_empty(), "a claim after the pause");
 }
 
 #[tokio::test]
@@ -547,13 +622,29 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
 
 /// The claim commits without waiting for its WAL to reach disk, which is
 /// safe only because nothing is called before the attempt write, whose
-/// commit does wait. So the setting must stay inside the claim's
-/// transaction: the connection it goes back to the pool with, which may
-/// write the attempts next, waits for disk again.
+/// commit does wait. So the setting must hold inside the claim's
+/// transaction only: the connection it goes back to the pool with, which
+/// may write the attempts next, waits for disk again.
 #[tokio::test]
 async fn only_the_claim_commits_without_waiting_for_disk() {
     let db = TestDb::new().await;
     let campaign = campaign(&db, "durable", 2).await;
+    // Each write notes the setting its transaction commits with.
+    sqlx::raw_sql(
+        "CREATE TABLE commit_modes (tbl text, mode text);
+         CREATE FUNCTION note_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             INSERT INTO commit_modes VALUES (TG_TABLE_NAME, current_setting('synchronous_commit'));
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER note_claim AFTER UPDATE ON contacts
+             FOR EACH STATEMENT EXECUTE FUNCTION note_commit_mode();
+         CREATE TRIGGER note_start AFTER INSERT ON attempts
+             FOR EACH STATEMENT EXECUTE FUNCTION note_commit_mode();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let one = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(&db.url)
@@ -562,16 +653,22 @@ async fn only_the_claim_commits_without_waiting_for_disk() {
     let owner = Uuid::now_v7();
     let batch = claim_on(&one, owner, campaign, 2).await;
     assert_eq!(batch.calls.len(), 2);
-    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
-        .fetch_one(&one)
-        .await
-        .unwrap();
-    assert_eq!(setting, "on");
     assert_eq!(
         dialer::start(&one, owner, &batch.attempts)
             .await
             .unwrap()
             .len(),
         2
+    );
+    let modes: Vec<(String, String)> =
+        sqlx::query_as("SELECT DISTINCT tbl, mode FROM commit_modes ORDER BY tbl")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let modes: Vec<(&str, &str)> = modes.iter().map(|(t, m)| (&t[..], &m[..])).collect();
+    assert_eq!(
+        modes,
+        [("attempts", "on"), ("contacts", "off")],
+        "the claim (contacts) commits without waiting, the attempt write waits"
     );
 }

@@ -184,7 +184,26 @@ async fn org_and_token_commands_print_ids_and_store_only_a_hash() {
         .unwrap();
     assert_eq!(grant.organization_id, org_id);
     assert_eq!(grant.scopes.len(), 2);
-    let plaintext = db.count(&format!("SELECT count(*) FROM api_tokens WHERE position('{token}' in encode(token_sha256, 'escape')) > 0")).await;
+    // What is stored is the token's SHA-256, computed here by PostgreSQL,
+    // and nothing else holds the token.
+    let stored: (Vec<u8>, Vec<u8>, i64) = sqlx::query_as(
+        "SELECT token_sha256, sha256(convert_to($1, 'UTF8')), (SELECT count(*) FROM api_tokens)
+           FROM api_tokens",
+    )
+    .bind(&token)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored.0, stored.1,
+        "the stored value is the token's SHA-256"
+    );
+    assert_eq!(stored.2, 1);
+    let plaintext = db
+        .count(&format!(
+            "SELECT count(*) FROM api_tokens t WHERE row_to_json(t)::text LIKE '%{token}%'"
+        ))
+        .await;
     assert_eq!(plaintext, 0);
 
     for bad in [

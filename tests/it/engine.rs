@@ -10,9 +10,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    around_the_clock, assert_attempts_accounted, engine_settings, eventually, start_engine,
-    upcoming, TestApp, TestDb,
+    around_the_clock, assert_attempts_accounted, cycles_ran, engine_settings, eventually,
+    lock_waits, plans_published, start_engine, upcoming, TestApp, TestDb,
 };
+use crate::record::{assert_calls_have_attempts, attempt_concurrency, CallLog};
 
 async fn attempts_of(app: &TestApp, external_id: &str) -> Vec<Value> {
     sqlx::query_scalar(
@@ -89,8 +90,8 @@ async fn contacts_are_dialed_by_priority_then_fresh_before_retries_then_oldest_d
     .unwrap();
     let clock = ManualClock::at(Utc::now());
     let engine = start_engine(&app.db, &engine_settings(&app.db, 1), clock.clone()).await;
-    // Let both campaign actors publish their plans before anything is due.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both campaigns' plans are in before anything is due.
+    plans_published(&engine, 2).await;
     assert_eq!(
         count(
             &app,
@@ -168,7 +169,8 @@ async fn calling_windows_gate_each_contact_by_its_own_local_time() {
         count(&app, "SELECT count(*) FROM attempts").await == 3
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The other zones' windows are shut: claims go on and take nothing.
+    cycles_ran(&engine).await;
     let mut dialed = app.dial_order().await;
     dialed.sort();
     assert_eq!(dialed, ["berlin", "ny_scheduled", "tokyo"]);
@@ -222,7 +224,8 @@ async fn windows_follow_the_contacts_clock_across_a_dst_change() {
     // The Sunday before: 13:30 UTC is 08:30 EST, outside 09:00-10:00.
     let clock = ManualClock::at(at_1330_utc(dst_day - Span::days(7)));
     let engine = start_engine(&app.db, &engine_settings(&app.db, 1), clock.clone()).await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    plans_published(&engine, 1).await;
+    cycles_ran(&engine).await;
     assert_eq!(count(&app, "SELECT count(*) FROM attempts").await, 0);
     // On the DST day the same 13:30 UTC is 09:30 EDT: inside the window.
     clock.set(at_1330_utc(dst_day));
@@ -284,7 +287,7 @@ async fn retries_rotate_numbers_wait_per_outcome_and_exhaust_at_max_attempts() {
             );
             // Not redialed before the delay.
             clock.advance(Span::seconds(29));
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            cycles_ran(&engine).await;
             assert_eq!(count(&app, "SELECT count(*) FROM attempts").await, n);
             clock.advance(Span::seconds(1));
         }
@@ -377,15 +380,42 @@ async fn lifecycle(app: &TestApp, campaign: &str, action: &str) -> StatusCode {
     .0
 }
 
-async fn attempts_after(app: &TestApp, campaign: &str, at: chrono::DateTime<Utc>) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM attempts WHERE campaign_id = $1::uuid AND created_at > $2",
-    )
-    .bind(campaign)
-    .bind(at)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap()
+/// Waits until the engine holds no claim, and has claimed twice since:
+/// a call it were to place wrongly would be placed by then.
+async fn stopped_dialing(app: &TestApp, engine: &dialerd::actors::Engine) {
+    eventually(10, "no claim held", || async {
+        count(
+            app,
+            "SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')",
+        )
+        .await
+            == 0
+    })
+    .await;
+    cycles_ran(engine).await;
+}
+
+/// Asserts, from the network's record, that every call placed after `at`
+/// (the commit of a pause or close) had its attempt written before it: it
+/// was in the hands of its line already. None was decided after.
+async fn assert_no_call_after(app: &TestApp, log: &CallLog, at: chrono::DateTime<Utc>) {
+    let late = log.placed_after(at);
+    let ids: Vec<Uuid> = late.iter().map(|c| c.attempt).collect();
+    let written_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attempts WHERE id = ANY($1) AND created_at >= $2")
+            .bind(&ids)
+            .bind(at)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(written_after, 0, "a call decided after the pause: {late:?}");
+    let written_after_any: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attempts WHERE created_at >= $1")
+            .bind(at)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(written_after_any, 0, "an attempt written after the pause");
 }
 
 async fn db_now(app: &TestApp) -> chrono::DateTime<Utc> {
@@ -410,18 +440,16 @@ async fn pause_by_api_or_by_sql_stops_new_calls_within_a_second_and_start_resume
     app.contacts(&campaign, json!(list)).await;
     let mut settings = engine_settings(&app.db, 8);
     settings.telephony.simulated.mean_call_ms = 30;
+    let log = CallLog::new();
+    settings.telephony.simulated.call_log = log.path().into();
     let engine = start_engine(&app.db, &settings, SystemClock).await;
     let attempts = || async { count(&app, "SELECT count(*) FROM attempts").await };
     eventually(10, "calls under way", || async { attempts().await > 20 }).await;
 
     assert_eq!(lifecycle(&app, &campaign, "pause").await, StatusCode::OK);
     let paused_at = db_now(&app).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        attempts_after(&app, &campaign, paused_at).await,
-        0,
-        "an attempt started after the pause"
-    );
+    stopped_dialing(&app, &engine).await;
+    assert_no_call_after(&app, &log, paused_at).await;
     let frozen = attempts().await;
     assert_eq!(
         count(
@@ -447,12 +475,8 @@ async fn pause_by_api_or_by_sql_stops_new_calls_within_a_second_and_start_resume
     // commit legitimately saw the campaign active (clock_timestamp() inside the
     // UPDATE would precede the commit and count it as "after the pause").
     let paused_at = db_now(&app).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        attempts_after(&app, &campaign, paused_at).await,
-        0,
-        "an attempt started after the SQL pause"
-    );
+    stopped_dialing(&app, &engine).await;
+    assert_no_call_after(&app, &log, paused_at).await;
 
     sqlx::query("UPDATE campaigns SET status = 'active' WHERE id = $1::uuid")
         .bind(&campaign)
@@ -471,12 +495,14 @@ async fn pause_by_api_or_by_sql_stops_new_calls_within_a_second_and_start_resume
         lifecycle(&app, &campaign, "start").await,
         StatusCode::BAD_REQUEST
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        attempts_after(&app, &campaign, closed_at).await,
-        0,
-        "an attempt started after the close"
-    );
+    stopped_dialing(&app, &engine).await;
+    assert_no_call_after(&app, &log, closed_at).await;
+    let calls = log.calls();
+    assert!(calls.len() as i64 > frozen, "the record holds the calls");
+    assert!(calls
+        .iter()
+        .all(|c| c.campaign.map(|id| id.to_string()) == Some(campaign.clone())));
+    assert_calls_have_attempts(&app.db.pool, &log.calls()).await;
     engine.stop(Duration::from_secs(5)).await.unwrap();
     assert_attempts_accounted(&app.db.pool).await;
 }
@@ -536,13 +562,15 @@ async fn organizations_stay_within_their_limits_and_share_the_global_limit_in_pr
     })
     .await;
     let samples = sample_active(&app, [app.org, other], 3000).await;
-    let max_a = samples.iter().map(|s| s.0).max().unwrap();
-    let max_b = samples.iter().map(|s| s.1).max().unwrap();
-    let max_total = samples.iter().map(|s| s.0 + s.1).max().unwrap();
+    // Every limit held at every instant: swept over each attempt's start
+    // and end, not sampled.
+    let (per_org, total) = attempt_concurrency(&app.db.pool, None).await;
+    let (max_a, max_b) = (per_org[&app.org], per_org[&other]);
     assert!(
-        max_a <= 10 && max_b <= 20 && max_total <= 12,
-        "a={max_a} b={max_b} total={max_total}"
+        max_a <= 10 && max_b <= 20 && total <= 12,
+        "a={max_a} b={max_b} total={total}"
     );
+    assert_eq!(total, 12, "the global limit is used");
     // Shares of 12 in proportion 10:20 are 4 and 8.
     let mean = |f: fn(&(i64, i64)) -> i64| {
         samples.iter().map(f).sum::<i64>() as f64 / samples.len() as f64
@@ -564,10 +592,20 @@ async fn organizations_stay_within_their_limits_and_share_the_global_limit_in_pr
         .execute(&app.db.pool)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Calls placed under the old limit end; from then on the new one holds.
+    eventually(10, "the calls over the new limit ended", || async {
+        count(
+            &app,
+            "SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')",
+        )
+        .await
+            <= 3
+    })
+    .await;
+    let limited_at = db_now(&app).await;
     let samples = sample_active(&app, [app.org, other], 1500).await;
-    let max_a = samples.iter().map(|s| s.0).max().unwrap();
-    assert!(max_a <= 3, "a={max_a}");
+    let (per_org, _) = attempt_concurrency(&app.db.pool, Some(limited_at)).await;
+    assert!(per_org[&app.org] <= 3, "a={}", per_org[&app.org]);
     // The limit is reached and the slots are kept mostly busy (how full
     // depends on how fast a freed slot is claimed again on a loaded machine).
     let at_limit = samples.iter().filter(|s| s.0 == 3).count();
@@ -618,7 +656,7 @@ async fn readiness_follows_the_database_and_the_dialer_loop() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    lock_waits(&app.db, 1).await;
     let response = reqwest::get(&readyz).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.json::<Value>().await.unwrap()["dialer"], false);
@@ -666,4 +704,131 @@ async fn a_stopped_engine_leaves_no_instance_behind_even_mid_heartbeat() {
         0,
         "the instance registered again after its stop"
     );
+}
+
+/// The value of a counter with `labels` in the process's metrics.
+fn counter(name: &str, labels: &str) -> f64 {
+    let text = dialerd::monitoring::install().unwrap().render();
+    let key = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn failed_actors_are_replaced_and_a_line_failing_mid_call_leaves_its_call_interrupted() {
+    use dialerd::actors::{campaign::CampaignMessage, keeper::KeeperMessage};
+    use dialerd::actors::{line::LineMessage, poller::PollerMessage};
+    let app = TestApp::spawn().await;
+    let campaign = app
+        .campaign_with(
+            json!({"schedule": around_the_clock(),
+                   "dialing_policy": {"max_attempts": 3, "retry_delay_seconds": 600}}),
+            json!({}),
+        )
+        .await;
+    let list: Vec<Value> = (0..3)
+        .map(|n| json!({"phone_numbers": [format!("+1415555{n:04}")]}))
+        .collect();
+    app.contacts(&campaign, json!(list)).await;
+    let mut settings = engine_settings(&app.db, 3);
+    settings.telephony.simulated.mean_call_ms = 600_000;
+    settings.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Fixed;
+    let restarts = |actor: &str| {
+        counter(
+            "dialerd_actor_restarts_total",
+            &format!("actor=\"{actor}\""),
+        )
+    };
+    let before: Vec<f64> = ["line", "campaign", "poller", "keeper"]
+        .iter()
+        .map(|a| restarts(a))
+        .collect();
+    let engine = start_engine(&app.db, &settings, SystemClock).await;
+    eventually(10, "three calls in flight", || async {
+        count(&app, "SELECT count(*) FROM attempts WHERE outcome IS NULL").await == 3
+    })
+    .await;
+    let of = |kind: fn(&ractor::ActorCell) -> bool| -> Vec<ractor::ActorCell> {
+        engine.actors().into_iter().filter(kind).collect()
+    };
+    let lines = of(|c| c.is_message_type_of::<LineMessage>() == Some(true));
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        line.kill();
+    }
+    // Each call whose line failed is closed as interrupted and waits for
+    // its retry; the lines are replaced and dial again.
+    eventually(10, "the calls interrupted", || async {
+        count(
+            &app,
+            "SELECT count(*) FROM attempts a JOIN contacts c ON c.id = a.contact_id
+              WHERE a.outcome = 'interrupted' AND a.telephony_detail = 'the line placing the call failed'
+                AND c.status = 'pending' AND c.next_attempt_at >= a.ended_at + interval '600 seconds'",
+        )
+        .await
+            == 3
+    })
+    .await;
+    let replaced = of(|c| c.is_message_type_of::<LineMessage>() == Some(true));
+    assert_eq!(replaced.len(), 3);
+    assert!(replaced
+        .iter()
+        .all(|r| lines.iter().all(|l| l.get_id() != r.get_id())));
+    app.contacts("default", json!([{"phone_numbers": ["+14155559999"]}]))
+        .await;
+    eventually(10, "a replaced line dialing", || async {
+        count(&app, "SELECT count(*) FROM attempts WHERE outcome IS NULL").await == 1
+    })
+    .await;
+
+    // The campaign actor, the poller and the keeper come back and work.
+    for cell in of(|c| c.is_message_type_of::<CampaignMessage>() == Some(true)) {
+        cell.kill();
+    }
+    eventually(10, "the campaign's actor replaced", || async {
+        of(|c| c.is_message_type_of::<CampaignMessage>() == Some(true)).len() == 1
+    })
+    .await;
+    plans_published(&engine, 1).await;
+    let beat = || async {
+        sqlx::query_scalar::<_, chrono::DateTime<Utc>>(
+            "SELECT max(heartbeat_at) FROM dialer_instances",
+        )
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+    };
+    for cell in of(|c| {
+        c.is_message_type_of::<PollerMessage>() == Some(true)
+            || c.is_message_type_of::<KeeperMessage>() == Some(true)
+    }) {
+        cell.kill();
+    }
+    let killed_at = db_now(&app).await;
+    eventually(10, "a heartbeat from the new keeper", || async {
+        beat().await > killed_at
+    })
+    .await;
+    // The new poller notices a pause by SQL: the campaign's actor stops.
+    sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1::uuid")
+        .bind(&campaign)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    eventually(10, "the paused campaign's actor stopped", || async {
+        of(|c| c.is_message_type_of::<CampaignMessage>() == Some(true)).is_empty()
+    })
+    .await;
+
+    let after: Vec<f64> = ["line", "campaign", "poller", "keeper"]
+        .iter()
+        .map(|a| restarts(a))
+        .collect();
+    let moved: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert!(
+        moved[0] >= 3.0 && moved[1] >= 1.0 && moved[2] >= 1.0 && moved[3] >= 1.0,
+        "dialerd_actor_restarts_total moved by line, campaign, poller, keeper: {moved:?}"
+    );
+    engine.stop(Duration::ZERO).await.unwrap();
 }

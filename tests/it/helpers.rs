@@ -34,6 +34,13 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        let db = TestDb::blank().await;
+        dialerd::db::migrate(&db.pool, &db.url).await.unwrap();
+        db
+    }
+
+    /// A database with nothing in it, not even the migrations.
+    pub async fn blank() -> TestDb {
         if std::env::var_os("RUST_LOG").is_some() {
             // Logs of the app under test, for debugging: RUST_LOG=debug cargo test ...
             let log = dialerd::settings::LogSettings {
@@ -65,8 +72,11 @@ impl TestDb {
         })
         .await
         .unwrap();
-        dialerd::db::migrate(&pool, &url).await.unwrap();
         TestDb { pool, url, name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
@@ -122,8 +132,14 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `tune`.
+    pub async fn spawn_with(tune: impl FnOnce(&mut Settings)) -> TestApp {
         let db = TestDb::new().await;
-        let settings = settings_for(&db);
+        let mut settings = settings_for(&db);
+        tune(&mut settings);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let running = Running::start(&settings, db.pool.clone(), None, async {
             let _ = stop_rx.await;
@@ -288,6 +304,46 @@ pub async fn start_engine(
     let deps =
         dialerd::app::engine_deps(settings, db.pool.clone(), std::sync::Arc::new(clock)).unwrap();
     dialerd::actors::Engine::start(deps).await.unwrap()
+}
+
+/// Waits until the engine's dispatcher holds the plans of `n` campaigns:
+/// from then on it claims their due contacts.
+pub async fn plans_published(engine: &dialerd::actors::Engine, n: usize) {
+    let probe = engine.probe();
+    eventually(10, &format!("{n} campaign plans published"), || async {
+        let health = probe.check(Duration::from_secs(2)).await;
+        health.is_some_and(|h| h.plans >= n)
+    })
+    .await;
+}
+
+/// Waits until the engine has begun two more claim cycles than it had:
+/// one cycle that began after the call, at least, has completed, and so
+/// saw the database and the clock as they were then.
+pub async fn cycles_ran(engine: &dialerd::actors::Engine) {
+    let probe = engine.probe();
+    let cycles = || async {
+        let health = probe.check(Duration::from_secs(2)).await;
+        health.map_or(0, |h| h.cycles)
+    };
+    let before = cycles().await;
+    eventually(10, "two claim cycles run", || async {
+        cycles().await >= before + 2
+    })
+    .await;
+}
+
+/// Waits until `n` sessions of the test database wait on a lock.
+pub async fn lock_waits(db: &TestDb, n: i64) {
+    eventually(10, "sessions waiting on a lock", || async {
+        db.count(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await
+            >= n
+    })
+    .await;
 }
 
 /// Waits up to `secs` seconds for `check` to hold.
@@ -462,15 +518,22 @@ impl Daemon {
     }
 
     pub fn terminate(&mut self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends `signal` (as `kill` spells it: "-TERM", "-STOP"...).
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
+            .args([signal, &self.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
     }
 
-    /// Waits for the process to exit by itself.
-    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+    /// Waits for the process to exit by itself, yielding to the test's
+    /// runtime meanwhile: a proxy or a platform the daemon talks to may run
+    /// there, and blocking it would stall the daemon.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let until = Instant::now() + within;
         loop {
             if let Some(status) = self.0.try_wait().unwrap() {
@@ -480,7 +543,7 @@ impl Daemon {
                 Instant::now() < until,
                 "dialerd did not exit within {within:?}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -507,6 +570,16 @@ impl Logs {
             .collect()
     }
 
+    /// The events logged at `level` (e.g. "ERROR").
+    pub fn events_at(&self, level: &str) -> Vec<Value> {
+        let events = self.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| e["level"] == level)
+            .cloned()
+            .collect()
+    }
+
     /// Waits up to `secs` for an event with `message`; returns the first.
     pub async fn wait_for(&self, secs: u64, message: &str) -> Value {
         eventually(secs, message, || async { !self.events(message).is_empty() }).await;
@@ -527,9 +600,10 @@ impl Daemon {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    sink.0.lock().unwrap().push(event);
-                }
+                // A line that is not JSON (an error printed at exit) is kept as text.
+                let event = serde_json::from_str::<Value>(&line)
+                    .unwrap_or_else(|_| json!({"level": "TEXT", "message": line}));
+                sink.0.lock().unwrap().push(event);
             }
         });
         (daemon, logs)

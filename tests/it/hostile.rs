@@ -351,3 +351,55 @@ async fn rows_that_cannot_be_dialed_as_stored_are_set_aside_and_the_rest_are_dia
         .contains(r#""total":22"#));
     assert_attempts_accounted(&app.db.pool).await;
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413_and_a_request_past_its_deadline_503() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.max_body_bytes = 4096;
+        s.http.request_timeout_seconds = 1;
+    })
+    .await;
+    let campaign = app.campaign(json!({})).await;
+    let path = format!("/campaign/campaigns/{campaign}/contacts");
+    let big: Vec<Value> = (0..200)
+        .map(|n| json!({"phone_numbers": [format!("+1415555{n:04}")]}))
+        .collect();
+    let body = json!({"contacts": big}).to_string();
+    assert!(body.len() > 4096);
+    let (status, answer) = app.post_raw(&path, &body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer["detail"].is_string(), "{answer}");
+    assert_eq!(app.db.count("SELECT count(*) FROM contacts").await, 0);
+    // Just under the limit is fine.
+    let (status, answer) = app
+        .post_raw(&path, &json!({"contacts": big[..20]}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // A request held up by the database answers 503 at its deadline, and
+    // what it was writing is rolled back.
+    let mut lock = app.db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let began = std::time::Instant::now();
+    let (status, answer) = app
+        .post_raw(&path, &json!({"contacts": big[20..30]}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(detail(&answer), "the request took too long");
+    assert!(began.elapsed() >= Duration::from_secs(1));
+    lock.rollback().await.unwrap();
+    eventually(10, "the abandoned write rolled back", || async {
+        app.db
+            .count(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await
+            == 0
+    })
+    .await;
+    assert_eq!(app.db.count("SELECT count(*) FROM contacts").await, 20);
+}

@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod outage;
 mod platform;
+mod record;
 mod restart;
 mod schema;
 mod systemd;

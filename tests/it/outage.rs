@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use dialerd::app::{engine_deps, Running};
 use dialerd::clock::SystemClock;
 use dialerd::db::recovery::Interruption;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::daemon::seed;
 use crate::helpers::{assert_attempts_accounted, engine_settings, eventually, TestDb};
+use crate::record::{assert_calls_have_attempts, assert_no_contact_in_two_calls, Call, CallLog};
 
 /// A TCP proxy to PostgreSQL that can cut every connection and refuse new
 /// ones, like a database restart or a network partition would.
@@ -100,6 +102,8 @@ async fn a_database_outage_pauses_dialing_and_loses_nothing() {
         .replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
     settings.database.acquire_timeout_seconds = 1;
     settings.telephony.simulated.mean_call_ms = 30;
+    let log = CallLog::new();
+    settings.telephony.simulated.call_log = log.path().into();
     let pool = dialerd::db::connect(&settings.database).await.unwrap();
     let deps = engine_deps(&settings, pool.clone(), Arc::new(SystemClock)).unwrap();
     let engine = dialerd::actors::Engine::start(deps).await.unwrap();
@@ -115,16 +119,36 @@ async fn a_database_outage_pauses_dialing_and_loses_nothing() {
 
     let attempts = || db.count("SELECT count(*) FROM attempts");
     eventually(30, "calls under way", || async { attempts().await > 300 }).await;
+    let cut_at = Utc::now();
     proxy.cut();
     eventually(15, "readyz reporting the outage", || async {
         ready(&client, &readyz).await == 503
     })
     .await;
     // Longer than the lease: the daemon must not take its own claims for dead.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = attempts().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(attempts().await, during, "no call starts during the outage");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let restored_at = Utc::now();
+    // From the network's record: a call placed during the outage is one
+    // whose attempt was committed before the cut (its line had it already).
+    let during: Vec<Call> = log
+        .placed_after(cut_at)
+        .into_iter()
+        .filter(|c| c.placed < restored_at)
+        .collect();
+    let decided_during: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM attempts WHERE id = ANY($1) AND created_at >= $2")
+            .bind(during.iter().map(|c| c.attempt).collect::<Vec<_>>())
+            .bind(cut_at)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(decided_during, 0, "a call started during the outage");
+    assert!(
+        during
+            .iter()
+            .all(|c| c.placed < cut_at + chrono::Duration::seconds(1)),
+        "a call placed long into the outage: {during:?}"
+    );
     assert!(
         db.count("SELECT count(*) FROM contacts WHERE status <> 'pending'")
             .await
@@ -148,6 +172,14 @@ async fn a_database_outage_pauses_dialing_and_loses_nothing() {
     running.wait().await.unwrap();
 
     assert_attempts_accounted(&db.pool).await;
+    let calls = log.calls();
+    assert_calls_have_attempts(&db.pool, &calls).await;
+    assert_no_contact_in_two_calls(&calls, None);
+    assert_eq!(
+        calls.len(),
+        n as usize,
+        "each contact was called exactly once"
+    );
     // Every call answers (answer rate 1.0): each contact completed exactly
     // once, and the results held through the outage were written as they
     // were, never closed as interrupted. The only interrupted attempts

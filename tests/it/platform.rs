@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::helpers::{
-    around_the_clock, assert_attempts_accounted, engine_settings, eventually, TestDb,
+    around_the_clock, assert_attempts_accounted, cycles_ran, engine_settings, eventually, TestDb,
 };
 
 pub const SECRET: &str = "platform-test-signing-secret";
@@ -356,8 +356,9 @@ async fn a_call_request_carries_the_call_and_callbacks_settle_it() {
     .await;
     assert_eq!(dialer.busy().await, 1);
 
-    // Ringing notes nothing; in progress without answered_at is answered then.
-    for (status, answered) in [("ringing", false), ("in_progress", true)] {
+    // Queued and ringing note nothing; in progress without answered_at is
+    // answered then.
+    for (status, answered) in [("queued", false), ("ringing", false), ("in_progress", true)] {
         let body = json!({"conversation_id": "conv-0", "status": status, "occurred_at": chrono::Utc::now()})
             .to_string();
         let (code, answer) = signed_callback(&dialer, &body).await;
@@ -417,6 +418,48 @@ async fn a_call_request_carries_the_call_and_callbacks_settle_it() {
     );
     assert_eq!(callback(&dialer, "conv-unknown", "completed").await.0, 404);
     assert_eq!(platform.received().len(), 1, "one call, never redialed");
+    dialer.stop().await;
+    assert_attempts_accounted(&db.pool).await;
+}
+
+#[tokio::test]
+async fn a_failed_call_reported_by_callback_is_retried_by_policy() {
+    let db = TestDb::new().await;
+    let platform = Platform::start(|_| Reply::Start).await;
+    seed(&db, &["+14155550001"], 3).await;
+    let dialer = Dialer::start(&db, &platform_settings(&db, platform.addr, 1), true).await;
+    eventually(10, "the call request", || async {
+        !platform.received().is_empty()
+    })
+    .await;
+    eventually(5, "the conversation id stored", || async {
+        db.count("SELECT count(*) FROM attempts WHERE conversation_id = 'conv-0'")
+            .await
+            == 1
+    })
+    .await;
+    let (status, body) = callback(&dialer, "conv-0", "failed").await;
+    assert_eq!((status, body["result"].as_str()), (200, Some("closed")));
+    assert_eq!(
+        attempt_row(&db, "conv-0").await.0.as_deref(),
+        Some("failed")
+    );
+    // Not final for the contact: it is called again after its retry delay.
+    eventually(10, "the retry", || async { platform.received().len() == 2 }).await;
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM attempts a JOIN attempts b ON b.contact_id = a.contact_id
+              WHERE a.attempt_number = 1 AND a.outcome = 'failed'
+                AND b.attempt_number = 2 AND b.created_at >= a.ended_at + interval '1 second'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        callback(&dialer, "conv-1", "completed").await.1["result"],
+        "closed"
+    );
+    eventually(5, "the line freed", || async { dialer.busy().await == 0 }).await;
     dialer.stop().await;
     assert_attempts_accounted(&db.pool).await;
 }
@@ -567,7 +610,7 @@ async fn a_callback_received_by_another_instance_frees_the_line_here() {
         platform.received().len() == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    cycles_ran(first.engine.as_ref().unwrap()).await;
     assert_eq!(platform.received().len(), 1, "one line: one call at a time");
     assert_eq!(first.busy().await, 1);
 
@@ -595,6 +638,43 @@ async fn a_callback_received_by_another_instance_frees_the_line_here() {
             .await
             .unwrap();
     assert_eq!(outcomes, ["completed", "no_answer"]);
+}
+
+#[tokio::test]
+async fn a_line_whose_call_was_closed_without_a_notification_finds_out_by_reading() {
+    let db = TestDb::new().await;
+    let platform = Platform::start(|_| Reply::Start).await;
+    seed(&db, &["+14155550001", "+14155550002"], 3).await;
+    let mut settings = platform_settings(&db, platform.addr, 1);
+    settings.telephony.http.status_check_seconds = 1;
+    let dialer = Dialer::start(&db, &settings, true).await;
+    eventually(10, "the first call", || async {
+        platform.received().len() == 1
+    })
+    .await;
+    // The call is closed elsewhere with no NOTIFY (recovery by another
+    // instance sends none; a notification can also be lost): only the
+    // line's own re-read of its attempt can free it.
+    let (instance, contact): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("SELECT instance_id, contact_id FROM attempts")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let done = dialerd::db::recovery::recover(
+        &db.pool,
+        &[instance],
+        Some(&[contact]),
+        chrono::Utc::now(),
+        dialerd::db::recovery::Interruption::OwnerStopped,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.interrupted, 1);
+    eventually(10, "the freed line placing the next call", || async {
+        platform.received().len() == 2
+    })
+    .await;
+    dialer.stop().await;
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@ async fn a_restart_serves_the_platforms_callbacks_until_the_last_call_settles() 
         let (status, body) = callback_at(api, conversation, "completed").await;
         assert_eq!((status, &body["result"]), (200, &json!("closed")), "{body}");
     }
-    let exit = daemon.wait_exit(Duration::from_secs(60));
+    let exit = daemon.wait_exit(Duration::from_secs(60)).await;
     assert!(exit.success(), "{exit:?}");
     assert!(
         drain_began.elapsed() < Duration::from_secs(60),
@@ -127,7 +127,7 @@ async fn a_drain_whose_deadline_passes_first_interrupts_the_calls_and_their_late
     calls_under_way(&db, 4).await;
 
     daemon.terminate();
-    assert!(daemon.wait_exit(Duration::from_secs(30)).success());
+    assert!(daemon.wait_exit(Duration::from_secs(30)).await.success());
     let drained = logs.wait_for(5, "drain finished").await;
     assert_eq!(drained["drained"], false);
     assert_eq!(drained["interrupted"], 4);

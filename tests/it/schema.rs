@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::helpers::TestDb;
+use crate::helpers::{lock_waits, TestDb};
 
 async fn config_of(db: &TestDb, org: Uuid) -> Uuid {
     sqlx::query_scalar(
@@ -66,25 +66,38 @@ async fn a_status_change_by_any_sql_client_fires_a_notify() {
     assert_eq!(payload["status"], "paused");
 }
 
+/// Asserts `sql` fails with SQLSTATE `code` on `constraint`.
+async fn refused(db: &TestDb, sql: &str, code: &str, constraint: Option<&str>) {
+    let error = match sqlx::query(sql).execute(&db.pool).await {
+        Ok(_) => panic!("accepted: {sql}"),
+        Err(sqlx::Error::Database(e)) => e,
+        Err(e) => panic!("{sql}: not a database error: {e}"),
+    };
+    assert_eq!(
+        (error.code().as_deref(), error.constraint()),
+        (Some(code), constraint),
+        "{sql}: {error}"
+    );
+}
+
 #[tokio::test]
 async fn the_database_refuses_rows_that_break_the_rules() {
     let db = TestDb::new().await;
     let (org, config) = org_and_config(&db).await;
+    // Each statement breaks one rule, and is refused by that rule: the
+    // error's SQLSTATE and, for constraints, the constraint's name.
     let bad = [
-        format!("UPDATE organizations SET concurrency_limit = 0 WHERE id = '{org}'"),
-        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, priority) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 1000000)"),
-        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, status) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 'running')"),
-        format!("INSERT INTO campaigns (id, organization_id, name, configuration_id) VALUES (gen_random_uuid(), '{org}', 'x', gen_random_uuid())"),
-        format!("INSERT INTO contacts (id, organization_id, phone_numbers) VALUES (gen_random_uuid(), '{org}', '{{}}')"),
-        format!("INSERT INTO contacts (id, organization_id, phone_numbers, status) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', 'locked')"),
-        format!("INSERT INTO contacts (id, organization_id, phone_numbers, data) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', '[1]')"),
-        format!("INSERT INTO api_tokens (id, organization_id, token_sha256, scopes) VALUES (gen_random_uuid(), '{org}', '\\x00', '{{campaigns:read}}')"),
+        (format!("UPDATE organizations SET concurrency_limit = 0 WHERE id = '{org}'"), "23514", Some("organizations_concurrency_limit_check")),
+        (format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, priority) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 1000000)"), "23514", Some("campaigns_priority_check")),
+        (format!("INSERT INTO campaigns (id, organization_id, name, configuration_id, status) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 'running')"), "22P02", None),
+        (format!("INSERT INTO campaigns (id, organization_id, name, configuration_id) VALUES (gen_random_uuid(), '{org}', 'x', gen_random_uuid())"), "23503", Some("campaigns_organization_id_configuration_id_fkey")),
+        (format!("INSERT INTO contacts (id, organization_id, phone_numbers) VALUES (gen_random_uuid(), '{org}', '{{}}')"), "23514", Some("contacts_phone_numbers_check")),
+        (format!("INSERT INTO contacts (id, organization_id, phone_numbers, status) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', 'locked')"), "23514", Some("contacts_check")),
+        (format!("INSERT INTO contacts (id, organization_id, phone_numbers, data) VALUES (gen_random_uuid(), '{org}', '{{+14155552671}}', '[1]')"), "23514", Some("contacts_data_check")),
+        (format!("INSERT INTO api_tokens (id, organization_id, token_sha256, scopes) VALUES (gen_random_uuid(), '{org}', '\\x00', '{{campaigns:read}}')"), "23514", Some("api_tokens_token_sha256_check")),
     ];
-    for sql in bad {
-        assert!(
-            sqlx::query(&sql).execute(&db.pool).await.is_err(),
-            "accepted: {sql}"
-        );
+    for (sql, code, constraint) in bad {
+        refused(&db, &sql, code, constraint).await;
     }
     let insert_campaign = format!(
         "INSERT INTO campaigns (id, organization_id, name, configuration_id, external_id) VALUES (gen_random_uuid(), '{org}', 'x', '{config}', 'same')"
@@ -93,10 +106,13 @@ async fn the_database_refuses_rows_that_break_the_rules() {
         .execute(&db.pool)
         .await
         .unwrap();
-    assert!(sqlx::query(&insert_campaign)
-        .execute(&db.pool)
-        .await
-        .is_err());
+    refused(
+        &db,
+        &insert_campaign,
+        "23505",
+        Some("campaigns_organization_id_external_id_key"),
+    )
+    .await;
     let other = dialerd::admin::create_org(&db.pool, "Other", 10)
         .await
         .unwrap();
@@ -302,7 +318,7 @@ async fn a_contact_deleted_while_its_attempt_is_written_takes_the_attempt_along(
             .unwrap()
             .rows_affected()
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock_waits(&db, 1).await;
     assert!(
         !delete.is_finished(),
         "the delete did not wait for the writer"
