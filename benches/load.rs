@@ -478,7 +478,7 @@ async fn lines(a: &Args) -> anyhow::Result<()> {
     }
     let mut s = settings(&url, a.lines)?;
     s.telephony.simulated.mean_call_ms = 3_600_000;
-    s.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Fixed;
+    s.telephony.simulated.duration = dialerd::settings::DurationShape::Fixed;
     let engine_pool = dialerd::db::connect(&s.database).await?;
     let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;
     let baseline = rss_bytes();

@@ -7,9 +7,6 @@ use std::path::Path;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
-use crate::telephony::http::PlatformSettings;
-use crate::telephony::simulated::SimulatedSettings;
-
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +301,108 @@ fn check<T: PartialOrd + std::fmt::Display>(
         });
     }
     Ok(())
+}
+
+/// `[telephony.http]`. Its `Debug` hides the token and the secret.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    /// The platform's API base; calls are placed with `POST {base_url}/calls`.
+    pub base_url: String,
+    /// Bearer token for the platform's API.
+    pub token: String,
+    pub request_timeout_ms: u64,
+    /// Further tries of a call request after a time-out, a connection error,
+    /// 408, 429 or 5xx, with the same Idempotency-Key.
+    pub request_retries: u32,
+    /// dialerd's public base URL; callbacks go to `{callback_base_url}/telephony/callbacks`.
+    pub callback_base_url: String,
+    /// HMAC-SHA256 key of the callback signatures.
+    pub signing_secret: String,
+    /// A call with no final status after this long is closed as `failed`.
+    pub max_call_seconds: u64,
+    /// How often a waiting line checks its attempt in the database, in case
+    /// the notification of a callback settled elsewhere was missed.
+    pub status_check_seconds: u64,
+}
+
+impl std::fmt::Debug for PlatformSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("PlatformSettings")
+            .field("base_url", &self.base_url)
+            .field("token", &hidden(&self.token))
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("request_retries", &self.request_retries)
+            .field("callback_base_url", &self.callback_base_url)
+            .field("signing_secret", &hidden(&self.signing_secret))
+            .field("max_call_seconds", &self.max_call_seconds)
+            .field("status_check_seconds", &self.status_check_seconds)
+            .finish()
+    }
+}
+
+/// How call durations are drawn around `mean_call_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurationShape {
+    /// Always the mean.
+    Fixed,
+    /// Uniform between 0 and twice the mean.
+    Uniform,
+    /// Exponential with that mean.
+    Exponential,
+}
+
+/// Relative weights of how unanswered calls end.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeMix {
+    pub no_answer: f64,
+    pub busy: f64,
+    pub voicemail: f64,
+    pub rejected: f64,
+    pub invalid_number: f64,
+    pub failed: f64,
+}
+
+impl OutcomeMix {
+    /// The weights in the order of the fields.
+    pub fn weights(&self) -> [f64; 6] {
+        [
+            self.no_answer,
+            self.busy,
+            self.voicemail,
+            self.rejected,
+            self.invalid_number,
+            self.failed,
+        ]
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let weights = self.weights();
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err("weights must be finite and not negative".into());
+        }
+        if weights.iter().sum::<f64>() <= 0.0 {
+            return Err("at least one weight must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedSettings {
+    pub seed: u64,
+    pub answer_rate: f64,
+    pub mean_call_ms: u64,
+    pub duration: DurationShape,
+    pub unanswered: OutcomeMix,
+    /// A file the network appends one JSON line to for every call placed
+    /// and every call ended; empty for none.
+    #[serde(default)]
+    pub call_log: String,
 }
 
 #[cfg(test)]

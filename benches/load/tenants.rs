@@ -113,7 +113,7 @@ async fn finished(pool: &PgPool) -> anyhow::Result<i64> {
 async fn engines(url: &str, a: &Args, n: u32) -> anyhow::Result<Vec<dialerd::actors::Engine>> {
     let mut s = settings(url, a.lines / n)?;
     s.telephony.simulated.mean_call_ms = a.call_ms;
-    s.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Fixed;
+    s.telephony.simulated.duration = dialerd::settings::DurationShape::Fixed;
     s.dialer.global_concurrency_limit = a.lines;
     let mut started = Vec::new();
     for _ in 0..n {

@@ -16,14 +16,15 @@ use uuid::Uuid;
 
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
-use super::{Deps, Outage};
+use super::Deps;
 use crate::db::dialer::{self, ClaimFailed, Claimed, NewAttempt, NoCall, OpenGates};
+use crate::db::notify::Outage;
 use crate::db::recovery::{recover, Interruption};
+use crate::domain::call::CallReport;
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
-use crate::domain::status::Outcome;
 use crate::monitoring;
-use crate::telephony::{CallReport, CallRequest};
+use crate::telephony::CallRequest;
 
 pub struct Dispatcher;
 
@@ -218,13 +219,7 @@ fn rebuild_gates(state: &mut DispatcherState) {
 /// Records a call whose line died as `interrupted`, decided by its policy.
 fn interrupted(state: &DispatcherState, call: Arc<Call>) -> Result<(), ActorProcessingErr> {
     let now = state.deps.clock.now();
-    let report = CallReport {
-        outcome: Outcome::Interrupted,
-        conversation_id: None,
-        detail: Some("the line placing the call failed".into()),
-        answered_at: None,
-        ended_at: now,
-    };
+    let report = CallReport::interrupted("the line placing the call failed", now);
     let finished = call.finish(state.deps.instance, report, now);
     state
         .recorder

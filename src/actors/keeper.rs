@@ -15,8 +15,9 @@ use metrics::{counter, gauge};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
-use super::{Deps, Outage};
+use super::Deps;
 use crate::db::instances::QueueTable;
+use crate::db::notify::Outage;
 use crate::db::recovery::Interruption;
 use crate::db::{instances, recovery, stats};
 use crate::monitoring;

@@ -13,11 +13,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use super::dispatcher::DispatcherMessage;
 use super::recorder::RecorderMessage;
 use super::Deps;
-use crate::db::dialer::Finished;
-use crate::db::recovery::apply;
+use crate::domain::call::{self, CallReport, Dialed, Finished};
 use crate::domain::plan::CampaignPlan;
-use crate::domain::policy::AttemptResult;
-use crate::domain::status::ContactStatus;
 use crate::monitoring;
 use crate::telephony::{CallBackend, CallEnd, CallRequest};
 
@@ -45,36 +42,27 @@ pub struct Call {
 }
 
 impl Call {
-    /// The result of this call ending with `report`, decided by the policy.
-    pub fn finish(
-        &self,
-        owner: uuid::Uuid,
-        report: crate::telephony::CallReport,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Finished {
-        let result = AttemptResult {
-            outcome: report.outcome,
+    /// The contact as this call dials it, on `owner`'s claim.
+    pub fn dialed(&self, owner: uuid::Uuid) -> Dialed {
+        Dialed {
+            attempt_id: self.request.attempt_id,
+            contact_id: self.request.contact_id,
+            owner,
             attempt_count: self.attempt_count,
             number_index: self.number_index,
             number_count: self.number_count,
             retired: self.retired.clone(),
-        };
-        let mut finished = Finished {
-            attempt_id: self.request.attempt_id,
-            contact_id: self.request.contact_id,
-            owner,
-            outcome: report.outcome,
-            conversation_id: report.conversation_id,
-            detail: report.detail,
-            answered_at: report.answered_at,
-            ended_at: report.ended_at,
-            status: ContactStatus::Exhausted,
-            next_attempt_at: None,
-            next_number_index: self.number_index as i32,
-            retired_numbers: self.retired.iter().map(|&i| i as i32).collect(),
-        };
-        apply(&mut finished, self.plan.policy.after(&result, now));
-        finished
+        }
+    }
+
+    /// The result of this call ending with `report`, decided by its policy.
+    pub fn finish(
+        &self,
+        owner: uuid::Uuid,
+        report: CallReport,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Finished {
+        call::finish(&self.plan.policy, &self.dialed(owner), report, now)
     }
 }
 

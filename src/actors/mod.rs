@@ -23,7 +23,7 @@ pub mod recorder;
 pub mod supervisor;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use sqlx::PgPool;
@@ -64,82 +64,6 @@ pub struct DrainReport {
     /// True when every call in flight finished before the deadline.
     pub drained: bool,
     pub released: Recovered,
-}
-
-/// A run of failures of one repeated task (a claim, a write, a poll): logged
-/// once when it starts and once when it ends, not on every retry, and
-/// retried with exponential backoff (`BACKOFF_FIRST` doubling up to
-/// `BACKOFF_MAX`) so an outage is not hammered.
-#[derive(Debug, Default)]
-pub struct Outage {
-    since: Option<Instant>,
-    failures: u32,
-    retry_at: Option<Instant>,
-}
-
-pub const BACKOFF_FIRST: Duration = Duration::from_millis(50);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-impl Outage {
-    pub fn failed(&mut self, task: &'static str, error: &dyn std::fmt::Display) {
-        metrics::counter!(crate::monitoring::DB_ERRORS, "task" => task).increment(1);
-        let now = Instant::now();
-        if self.since.is_none() {
-            tracing::error!(task, %error, "failed; retrying with backoff");
-            self.since = Some(now);
-        }
-        let delay = BACKOFF_FIRST
-            .saturating_mul(1 << self.failures.min(16))
-            .min(BACKOFF_MAX);
-        self.failures += 1;
-        self.retry_at = Some(now + delay);
-    }
-
-    pub fn recovered(&mut self, task: &'static str) {
-        self.failures = 0;
-        self.retry_at = None;
-        if let Some(since) = self.since.take() {
-            tracing::info!(
-                task,
-                after_seconds = since.elapsed().as_secs_f64(),
-                "works again"
-            );
-        }
-    }
-
-    /// False while backing off after a failure.
-    pub fn may_try(&self) -> bool {
-        self.retry_at.is_none_or(|at| Instant::now() >= at)
-    }
-}
-
-/// LISTENs on `channel` and hands every payload to `each` until it returns
-/// false; reconnects a second after the connection drops, logging once per
-/// outage under `task`.
-pub async fn listen(
-    pool: PgPool,
-    channel: &'static str,
-    task: &'static str,
-    mut each: impl FnMut(&str) -> bool,
-) {
-    let mut outage = Outage::default();
-    loop {
-        match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(channel).await {
-                Err(e) => outage.failed(task, &e),
-                Ok(()) => {
-                    outage.recovered(task);
-                    while let Ok(Some(notification)) = listener.try_recv().await {
-                        if !each(notification.payload()) {
-                            return;
-                        }
-                    }
-                }
-            },
-            Err(e) => outage.failed(task, &e),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 /// What a healthy engine reports of itself.

@@ -6,8 +6,8 @@
 //! active campaigns at once, every active campaign's in one batch every
 //! `dialer.plan_refresh_seconds`, and a campaign's at once when contacts
 //! are added to it or it or its configuration is updated (a NOTIFY), all
-//! handed to the campaign actors through the supervisor. Supervised by the supervisor, which restarts it when it
-//! fails.
+//! handed to the campaign actors through the supervisor. Supervised by the
+//! supervisor, which restarts it when it fails.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,12 +18,10 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::supervisor::SupervisorMessage;
-use super::{Deps, Outage};
+use super::Deps;
 use crate::db;
+use crate::db::notify::{self, Outage};
 use crate::monitoring;
-
-/// The channel the status trigger notifies.
-pub const CHANNEL: &str = "dialerd_campaign_status";
 
 pub struct Poller;
 
@@ -178,9 +176,9 @@ async fn refresh(state: &mut PollerState, campaigns: Vec<Uuid>) -> Result<(), Ac
 
 /// LISTENs for status changes and wakes the poller on each one.
 async fn listen_statuses(pool: sqlx::PgPool, poller: ActorRef<PollerMessage>) {
-    super::listen(
+    notify::listen(
         pool,
-        CHANNEL,
+        notify::CAMPAIGN_STATUS,
         "listening for campaign status changes",
         |_| poller.cast(PollerMessage::Poll).is_ok(),
     )
@@ -190,9 +188,9 @@ async fn listen_statuses(pool: sqlx::PgPool, poller: ActorRef<PollerMessage>) {
 /// LISTENs for campaigns whose plan may have changed (contacts added, the
 /// campaign or its configuration updated), and has their plans read at once.
 async fn listen_contacts(pool: sqlx::PgPool, poller: ActorRef<PollerMessage>) {
-    super::listen(
+    notify::listen(
         pool,
-        db::dialer::PLAN_CHANGED,
+        notify::PLAN_CHANGED,
         "listening for plan changes",
         |payload| {
             let campaigns = (payload != "*").then(|| {

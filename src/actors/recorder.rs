@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use super::{Deps, Outage};
-use crate::db::dialer::{record, Finished};
+use super::Deps;
+use crate::db::dialer::record;
+use crate::db::notify::Outage;
+use crate::domain::call::Finished;
 use crate::monitoring;
 
 pub struct Recorder;

@@ -14,8 +14,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{json_object, ApiBytes};
 use super::AppState;
 use crate::db::calls::{settle, Settled};
+use crate::domain::call::Callback;
 use crate::monitoring;
-use crate::telephony::callback::{verify, Callback, SIGNATURE_HEADER};
+use crate::telephony::callback::{verify, SIGNATURE_HEADER};
 
 #[derive(Serialize, ToSchema)]
 pub struct CallbackResult {

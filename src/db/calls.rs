@@ -8,12 +8,8 @@ use uuid::Uuid;
 use super::dialer::record;
 use super::recovery::{claims, decide, Orphan};
 use super::DbError;
+use crate::domain::call::{CallStatus, Callback};
 use crate::domain::status::Outcome;
-use crate::telephony::callback::{CallStatus, Callback};
-use crate::telephony::CallReport;
-
-/// The channel on which a settled call is announced: `<attempt id> <outcome>`.
-pub const CALL_ENDED: &str = "dialerd_call_ended";
 
 /// Stores the platform's conversation id on a still open attempt.
 pub async fn set_conversation(
@@ -80,21 +76,6 @@ struct Found {
     open: bool,
 }
 
-/// The call's end as the platform reports it.
-fn report(callback: &Callback, outcome: Outcome) -> CallReport {
-    let detail = match &callback.detail {
-        Some(d) => format!("{}: {d}", callback.status.as_str()),
-        None => callback.status.as_str().to_owned(),
-    };
-    CallReport {
-        outcome,
-        conversation_id: Some(callback.conversation_id.clone()),
-        detail: Some(detail),
-        answered_at: callback.answered_at,
-        ended_at: callback.ended_at.unwrap_or(callback.occurred_at),
-    }
-}
-
 #[derive(sqlx::FromRow)]
 struct Interrupted {
     #[sqlx(flatten)]
@@ -141,7 +122,7 @@ async fn amend(
         return Ok(Settled::AlreadyFinal);
     };
     let latest = found.latest;
-    let finished = decide(found.claim, attempt_id, report(callback, outcome), now);
+    let finished = decide(found.claim, attempt_id, callback.report(outcome), now);
     sqlx::query(
         "UPDATE attempts SET outcome = $2::attempt_outcome,
                 conversation_id = coalesce(conversation_id, $3), telephony_detail = $4,
@@ -166,8 +147,14 @@ async fn amend(
         .bind(finished.contact_id)
         .bind(finished.status.as_str())
         .bind(finished.next_attempt_at)
-        .bind(finished.next_number_index)
-        .bind(&finished.retired_numbers)
+        .bind(finished.next_number_index as i32)
+        .bind(
+            finished
+                .retired
+                .iter()
+                .map(|&i| i as i32)
+                .collect::<Vec<_>>(),
+        )
         .bind(outcome.as_str())
         .execute(&mut *tx)
         .await?;
@@ -234,12 +221,12 @@ pub async fn settle(
         // Closed meanwhile (by recovery, or a concurrent duplicate).
         return Ok(Settled::AlreadyFinal);
     };
-    let finished = decide(claim, found.id, report(callback, outcome), now);
+    let finished = decide(claim, found.id, callback.report(outcome), now);
     if record(pool, &[finished]).await? == 0 {
         return Ok(Settled::AlreadyFinal);
     }
     sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CALL_ENDED)
+        .bind(super::notify::CALL_ENDED)
         .bind(format!("{} {}", found.id, outcome.as_str()))
         .execute(pool)
         .await?;

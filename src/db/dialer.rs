@@ -11,14 +11,9 @@ use uuid::Uuid;
 
 use super::DbError;
 use crate::domain::agent::AgentFields;
+use crate::domain::call::Finished;
 use crate::domain::plan::{CampaignPlan, Gate};
 use crate::domain::slots::{allocate, fair_rooms, Claimant, Load};
-use crate::domain::status::{ContactStatus, Outcome};
-
-/// The channel on which campaigns whose plan may have changed are announced
-/// (triggers of migration 11: contacts added, a campaign or configuration
-/// updated): their ids, comma-separated, or `*` when too many to list.
-pub const PLAN_CHANGED: &str = "dialerd_plan_changed";
 
 /// Serializes claim cycles of every instance, so counted limits hold.
 const CLAIM_LOCK: i64 = 0x6469_616c_6572;
@@ -764,25 +759,6 @@ async fn hand_back(
     .rows_affected())
 }
 
-/// A finished call and the contact's next state.
-#[derive(Debug, Clone)]
-pub struct Finished {
-    pub attempt_id: Uuid,
-    pub contact_id: Uuid,
-    /// The instance whose claim this was.
-    pub owner: Uuid,
-    pub outcome: Outcome,
-    pub conversation_id: Option<String>,
-    pub detail: Option<String>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: DateTime<Utc>,
-    pub status: ContactStatus,
-    /// Due time of the retry; None keeps the current one.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub next_number_index: i32,
-    pub retired_numbers: Vec<i32>,
-}
-
 /// Closes attempts and moves their contacts on, in one statement. A result
 /// whose attempt was already closed (its claim was recovered) changes nothing.
 /// Returns how many results took effect.
@@ -792,9 +768,9 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
         .map(|r| {
             format!(
                 "{{{}}}",
-                r.retired_numbers
+                r.retired
                     .iter()
-                    .map(i32::to_string)
+                    .map(usize::to_string)
                     .collect::<Vec<_>>()
                     .join(",")
             )
@@ -840,7 +816,12 @@ pub async fn record(pool: &PgPool, results: &[Finished]) -> Result<u64, DbError>
     .bind(results.iter().map(|r| r.ended_at).collect::<Vec<_>>())
     .bind(results.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind(results.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
-    .bind(results.iter().map(|r| r.next_number_index).collect::<Vec<_>>())
+    .bind(
+        results
+            .iter()
+            .map(|r| r.next_number_index as i32)
+            .collect::<Vec<_>>(),
+    )
     .bind(&retired)
     .execute(pool)
     .await?

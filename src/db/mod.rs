@@ -7,6 +7,7 @@ pub mod configurations;
 pub mod contacts;
 pub mod dialer;
 pub mod instances;
+pub mod notify;
 pub mod organizations;
 pub mod recovery;
 pub mod stats;

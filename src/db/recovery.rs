@@ -11,11 +11,11 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::dialer::{record, release, Finished};
+use super::dialer::{record, release};
 use super::DbError;
-use crate::domain::policy::{AttemptResult, DialingPolicy, Next};
-use crate::domain::status::{ContactStatus, Outcome};
-use crate::telephony::CallReport;
+use crate::domain::call::{self, CallReport, Dialed, Finished};
+use crate::domain::policy::DialingPolicy;
+use crate::domain::status::ContactStatus;
 
 /// A claimed contact with what deciding its next state needs.
 #[derive(sqlx::FromRow)]
@@ -80,13 +80,7 @@ pub async fn recover(
     for orphan in orphans {
         match (orphan.status, orphan.attempt_id) {
             (ContactStatus::InProgress, Some(attempt_id)) => {
-                let report = CallReport {
-                    outcome: Outcome::Interrupted,
-                    conversation_id: None,
-                    detail: Some(why.detail().into()),
-                    answered_at: None,
-                    ended_at: now,
-                };
+                let report = CallReport::interrupted(why.detail(), now);
                 finished.push(decide(orphan, attempt_id, report, now))
             }
             // A claim with no open attempt never placed a call.
@@ -139,8 +133,10 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
 ) -> Finished {
     let policy = orphan.dialing_policy.map(|p| p.0).unwrap_or_default();
-    let result = AttemptResult {
-        outcome: report.outcome,
+    let dialed = Dialed {
+        attempt_id,
+        contact_id: orphan.id,
+        owner: orphan.owner_instance,
         attempt_count: orphan.attempt_count.max(0) as u32,
         number_index: orphan.next_number_index.max(0) as usize,
         number_count: orphan.number_count.max(1) as usize,
@@ -150,42 +146,5 @@ pub(crate) fn decide(
             .map(|&i| i.max(0) as usize)
             .collect(),
     };
-    let mut finished = Finished {
-        attempt_id,
-        contact_id: orphan.id,
-        owner: orphan.owner_instance,
-        outcome: report.outcome,
-        conversation_id: report.conversation_id,
-        detail: report.detail,
-        answered_at: report.answered_at,
-        ended_at: report.ended_at,
-        status: ContactStatus::Exhausted,
-        next_attempt_at: None,
-        next_number_index: orphan.next_number_index,
-        retired_numbers: orphan.retired_numbers,
-    };
-    apply(&mut finished, policy.after(&result, now));
-    finished
-}
-
-/// Writes a policy decision into a result.
-pub fn apply(finished: &mut Finished, next: Next) {
-    let to_i32 = |v: Vec<usize>| v.into_iter().map(|i| i as i32).collect();
-    match next {
-        Next::Completed => finished.status = ContactStatus::Completed,
-        Next::Exhausted { retired } => {
-            finished.status = ContactStatus::Exhausted;
-            finished.retired_numbers = to_i32(retired);
-        }
-        Next::Retry {
-            at,
-            number_index,
-            retired,
-        } => {
-            finished.status = ContactStatus::Pending;
-            finished.next_attempt_at = Some(at);
-            finished.next_number_index = number_index as i32;
-            finished.retired_numbers = to_i32(retired);
-        }
-    }
+    call::finish(&policy, &dialed, report, now)
 }

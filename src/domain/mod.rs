@@ -2,6 +2,7 @@
 //! database, settings) is parsed into one of these types once.
 
 pub mod agent;
+pub mod call;
 pub mod phone;
 pub mod plan;
 pub mod policy;

@@ -1,5 +1,6 @@
-//! Status callbacks from the voice-agent platform: the signature recipe,
-//! the callback body, and how the platform's statuses map to SPEC outcomes.
+//! Status callbacks from the voice-agent platform: the signature recipe.
+//! The callback's body and its statuses are the domain's
+//! ([`crate::domain::call::Callback`]).
 //!
 //! Signature: header `X-Dialerd-Signature: t=<unix seconds>,v1=<hex>` where
 //! `<hex>` is HMAC-SHA256, keyed with `telephony.http.signing_secret`, of
@@ -10,12 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use sha2::Sha256;
-use utoipa::ToSchema;
-use uuid::Uuid;
-
-use crate::domain::status::Outcome;
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-dialerd-signature";
@@ -87,84 +83,6 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
         .collect()
-}
-
-/// The platform's call lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallStatus {
-    Queued,
-    Ringing,
-    InProgress,
-    Completed,
-    Unanswered,
-    Busy,
-    Voicemail,
-    Failed,
-    Cancelled,
-    Transferred,
-}
-
-impl CallStatus {
-    /// The SPEC outcome of a final status; `None` while the call goes on.
-    ///
-    /// | status | outcome |
-    /// |---|---|
-    /// | `queued`, `ringing`, `in_progress` | not final |
-    /// | `completed`, `transferred` | `completed` (finishes the contact) |
-    /// | `unanswered` | `no_answer` |
-    /// | `busy` | `busy` |
-    /// | `voicemail` | `voicemail` |
-    /// | `failed`, `cancelled` | `failed` |
-    pub fn outcome(self) -> Option<Outcome> {
-        match self {
-            CallStatus::Queued | CallStatus::Ringing | CallStatus::InProgress => None,
-            CallStatus::Completed | CallStatus::Transferred => Some(Outcome::Completed),
-            CallStatus::Unanswered => Some(Outcome::NoAnswer),
-            CallStatus::Busy => Some(Outcome::Busy),
-            CallStatus::Voicemail => Some(Outcome::Voicemail),
-            CallStatus::Failed | CallStatus::Cancelled => Some(Outcome::Failed),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallStatus::Queued => "queued",
-            CallStatus::Ringing => "ringing",
-            CallStatus::InProgress => "in_progress",
-            CallStatus::Completed => "completed",
-            CallStatus::Unanswered => "unanswered",
-            CallStatus::Busy => "busy",
-            CallStatus::Voicemail => "voicemail",
-            CallStatus::Failed => "failed",
-            CallStatus::Cancelled => "cancelled",
-            CallStatus::Transferred => "transferred",
-        }
-    }
-}
-
-/// A status callback's body. Every field is covered by the signature.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Callback {
-    /// The platform's id of the call, as answered to the call request.
-    pub conversation_id: String,
-    /// The attempt id dialerd sent (also the Idempotency-Key); lets a
-    /// callback that overtakes the call request's answer find its attempt.
-    #[serde(default)]
-    pub attempt_id: Option<Uuid>,
-    pub status: CallStatus,
-    /// When the status happened on the platform.
-    pub occurred_at: DateTime<Utc>,
-    /// When the callee answered, if they did.
-    #[serde(default)]
-    pub answered_at: Option<DateTime<Utc>>,
-    /// When the call ended (final statuses); `occurred_at` when absent.
-    #[serde(default)]
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Free text kept as the attempt's telephony detail.
-    #[serde(default)]
-    pub detail: Option<String>,
 }
 
 #[cfg(test)]
@@ -239,14 +157,5 @@ mod tests {
         );
         let edge = sign(SECRET, 1_800_000_000 - 300, body);
         assert_eq!(verify(SECRET, Some(&edge), body, now), Ok(()));
-    }
-
-    #[test]
-    fn final_statuses_map_to_outcomes() {
-        assert_eq!(CallStatus::Ringing.outcome(), None);
-        assert_eq!(CallStatus::InProgress.outcome(), None);
-        assert_eq!(CallStatus::Transferred.outcome(), Some(Outcome::Completed));
-        assert_eq!(CallStatus::Unanswered.outcome(), Some(Outcome::NoAnswer));
-        assert_eq!(CallStatus::Cancelled.outcome(), Some(Outcome::Failed));
     }
 }

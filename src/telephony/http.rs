@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -23,50 +23,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::callback::CallStatus;
-use super::{CallBackend, CallEnd, CallReport, CallRequest};
-use crate::db::calls::{self, CALL_ENDED};
+use super::{CallBackend, CallEnd, CallRequest};
+use crate::db::calls;
+use crate::db::notify::{self, CALL_ENDED};
+use crate::domain::call::{CallReport, CallStatus};
 use crate::domain::status::Outcome;
 use crate::monitoring;
-
-/// `[telephony.http]`. Its `Debug` hides the token and the secret.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlatformSettings {
-    /// The platform's API base; calls are placed with `POST {base_url}/calls`.
-    pub base_url: String,
-    /// Bearer token for the platform's API.
-    pub token: String,
-    pub request_timeout_ms: u64,
-    /// Further tries of a call request after a time-out, a connection error,
-    /// 408, 429 or 5xx, with the same Idempotency-Key.
-    pub request_retries: u32,
-    /// dialerd's public base URL; callbacks go to `{callback_base_url}/telephony/callbacks`.
-    pub callback_base_url: String,
-    /// HMAC-SHA256 key of the callback signatures.
-    pub signing_secret: String,
-    /// A call with no final status after this long is closed as `failed`.
-    pub max_call_seconds: u64,
-    /// How often a waiting line checks its attempt in the database, in case
-    /// the notification of a callback settled elsewhere was missed.
-    pub status_check_seconds: u64,
-}
-
-impl std::fmt::Debug for PlatformSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
-        f.debug_struct("PlatformSettings")
-            .field("base_url", &self.base_url)
-            .field("token", &hidden(&self.token))
-            .field("request_timeout_ms", &self.request_timeout_ms)
-            .field("request_retries", &self.request_retries)
-            .field("callback_base_url", &self.callback_base_url)
-            .field("signing_secret", &hidden(&self.signing_secret))
-            .field("max_call_seconds", &self.max_call_seconds)
-            .field("status_check_seconds", &self.status_check_seconds)
-            .finish()
-    }
-}
+use crate::settings::PlatformSettings;
 
 /// Error codes in a 4xx answer's `error` field that mean the number is unusable.
 pub const INVALID_NUMBER_CODES: [&str; 3] =
@@ -360,15 +323,13 @@ impl Http {
                     }
                 }
                 () = &mut limit => {
+                    let detail = format!(
+                        "no final status within max_call_seconds ({} s)",
+                        self.settings.max_call_seconds
+                    );
                     return CallEnd::Report(CallReport {
-                        outcome: Outcome::Failed,
                         conversation_id: Some(conversation_id),
-                        detail: Some(format!(
-                            "no final status within max_call_seconds ({} s)",
-                            self.settings.max_call_seconds
-                        )),
-                        answered_at: None,
-                        ended_at: Utc::now(),
+                        ..CallReport::failed(detail, Utc::now())
                     });
                 }
             }
@@ -429,7 +390,7 @@ impl CallBackend for Http {
 /// LISTENs for calls settled by any instance and wakes the line waiting on
 /// each one here.
 async fn listen(pool: PgPool, waiting: Waiting) {
-    crate::actors::listen(pool, CALL_ENDED, "listening for settled calls", |payload| {
+    notify::listen(pool, CALL_ENDED, "listening for settled calls", |payload| {
         let Some((id, outcome)) = payload.split_once(' ') else {
             return true;
         };

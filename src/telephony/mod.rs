@@ -7,10 +7,10 @@ pub mod simulated;
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::agent::AgentFields;
+use crate::domain::call::CallReport;
 use crate::domain::phone::E164;
 use crate::domain::status::Outcome;
 
@@ -26,17 +26,6 @@ pub struct CallRequest {
     /// The contact's `data`, handed to the call as custom metadata, exactly
     /// as stored (never parsed, so any stored value passes through).
     pub data: Box<serde_json::value::RawValue>,
-}
-
-/// How a call went.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallReport {
-    pub outcome: Outcome,
-    pub conversation_id: Option<String>,
-    /// Telephony detail, e.g. a SIP or HTTP status.
-    pub detail: Option<String>,
-    pub answered_at: Option<DateTime<Utc>>,
-    pub ended_at: DateTime<Utc>,
 }
 
 /// How a call ended, for the line that placed it.

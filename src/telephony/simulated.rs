@@ -9,75 +9,13 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::{CallBackend, CallEnd, CallRequest};
+use crate::domain::call::CallReport;
+use crate::domain::status::Outcome;
+use crate::settings::{DurationShape, OutcomeMix, SimulatedSettings};
 use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-
-use super::{CallBackend, CallEnd, CallReport, CallRequest};
-use crate::domain::status::Outcome;
-
-/// How call durations are drawn around `mean_call_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DurationShape {
-    /// Always the mean.
-    Fixed,
-    /// Uniform between 0 and twice the mean.
-    Uniform,
-    /// Exponential with that mean.
-    Exponential,
-}
-
-/// Relative weights of how unanswered calls end.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutcomeMix {
-    pub no_answer: f64,
-    pub busy: f64,
-    pub voicemail: f64,
-    pub rejected: f64,
-    pub invalid_number: f64,
-    pub failed: f64,
-}
-
-impl OutcomeMix {
-    fn weights(&self) -> [(Outcome, f64); 6] {
-        [
-            (Outcome::NoAnswer, self.no_answer),
-            (Outcome::Busy, self.busy),
-            (Outcome::Voicemail, self.voicemail),
-            (Outcome::Rejected, self.rejected),
-            (Outcome::InvalidNumber, self.invalid_number),
-            (Outcome::Failed, self.failed),
-        ]
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        let weights = self.weights();
-        if weights.iter().any(|(_, w)| !w.is_finite() || *w < 0.0) {
-            return Err("weights must be finite and not negative".into());
-        }
-        if weights.iter().map(|(_, w)| w).sum::<f64>() <= 0.0 {
-            return Err("at least one weight must be above 0".into());
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimulatedSettings {
-    pub seed: u64,
-    pub answer_rate: f64,
-    pub mean_call_ms: u64,
-    pub duration: DurationShape,
-    pub unanswered: OutcomeMix,
-    /// A file the network appends one JSON line to for every call placed
-    /// and every call ended; empty for none.
-    #[serde(default)]
-    pub call_log: String,
-}
 
 pub struct Simulated {
     settings: SimulatedSettings,
@@ -115,9 +53,19 @@ impl Simulated {
     }
 }
 
+/// The outcomes of unanswered calls, in the order of `OutcomeMix::weights`.
+const UNANSWERED: [Outcome; 6] = [
+    Outcome::NoAnswer,
+    Outcome::Busy,
+    Outcome::Voicemail,
+    Outcome::Rejected,
+    Outcome::InvalidNumber,
+    Outcome::Failed,
+];
+
 fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
-    let weights = mix.weights();
-    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    let weights = UNANSWERED.into_iter().zip(mix.weights());
+    let total: f64 = mix.weights().iter().sum();
     let mut x = rng.random::<f64>() * total;
     for (outcome, w) in weights {
         if x < w {
@@ -163,13 +111,8 @@ impl CallBackend for Simulated {
             }));
             // A call the network cannot record is not placed.
             if let Err(e) = placed {
-                return CallEnd::Report(CallReport {
-                    outcome: Outcome::Failed,
-                    conversation_id: None,
-                    detail: Some(format!("simulated network: cannot record the call: {e}")),
-                    answered_at: None,
-                    ended_at: Utc::now(),
-                });
+                let detail = format!("simulated network: cannot record the call: {e}");
+                return CallEnd::Report(CallReport::failed(detail, Utc::now()));
             }
         }
         if duration.is_zero() {

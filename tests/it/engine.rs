@@ -555,7 +555,7 @@ async fn organizations_stay_within_their_limits_and_share_the_global_limit_in_pr
     let mut settings = engine_settings(&app.db, 40);
     settings.dialer.global_concurrency_limit = 12;
     settings.telephony.simulated.mean_call_ms = 60;
-    settings.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Uniform;
+    settings.telephony.simulated.duration = dialerd::settings::DurationShape::Uniform;
     let engine = start_engine(&app.db, &settings, SystemClock).await;
     eventually(10, "both organizations dialing", || async {
         count(&app, "SELECT count(DISTINCT organization_id) FROM attempts").await == 2
@@ -733,7 +733,7 @@ async fn failed_actors_are_replaced_and_a_line_failing_mid_call_leaves_its_call_
     app.contacts(&campaign, json!(list)).await;
     let mut settings = engine_settings(&app.db, 3);
     settings.telephony.simulated.mean_call_ms = 600_000;
-    settings.telephony.simulated.duration = dialerd::telephony::simulated::DurationShape::Fixed;
+    settings.telephony.simulated.duration = dialerd::settings::DurationShape::Fixed;
     let restarts = |actor: &str| {
         counter(
             "dialerd_actor_restarts_total",
