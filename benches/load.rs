@@ -555,7 +555,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .bind(campaign)
         .fetch_one(&pool)
         .await?;
-    let mut gates = dialerd::db::dialer::OpenGates::default();
+    let mut gates = dialerd::db::claim::OpenGates::default();
     gates.add(
         org,
         campaign,
@@ -570,7 +570,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     let (mut times, mut claim_times) = (Vec::new(), Vec::new());
     for round in 0..220 {
         let began = Instant::now();
-        let batch = dialerd::db::dialer::claim(
+        let batch = dialerd::db::claim::claim(
             &pool,
             owner,
             chrono::Utc::now(),
@@ -578,7 +578,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
             50,
             1_000_000,
             |c| {
-                let attempt = dialerd::db::dialer::NewAttempt {
+                let attempt = dialerd::db::claim::NewAttempt {
                     attempt_id: Uuid::now_v7(),
                     phone_number: c.phone_numbers[0].clone(),
                     agent: c.agent,
@@ -589,7 +589,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .await
         .map_err(|f| f.error)?;
         let claimed = began.elapsed().as_secs_f64() * 1000.0;
-        let ids = dialerd::db::dialer::start(&pool, owner, &batch.attempts)
+        let ids = dialerd::db::attempts::start(&pool, owner, &batch.attempts)
             .await
             .map_err(|f| f.error)?;
         let took = began.elapsed().as_secs_f64() * 1000.0;

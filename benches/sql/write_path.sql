@@ -1,7 +1,7 @@
 -- dialerd's own writes for a completed contact, in bare SQL (benches/pgbench.sh
 -- with SQL=write_path): the engine's claim, attempt start and result statements
--- as they stand (src/db/dialer.rs), cut down to one organization, with no
--- engine around them. Per round trip of :batch contacts:
+-- as they stand (src/db/claim.rs, attempts.rs and results.rs), cut down to
+-- one organization, with no engine around them. Per round trip of :batch contacts:
 --   1. the claim, under the advisory lock every claim of every daemon takes,
 --      committed without waiting for disk;
 --   2. the open attempts, written for the contacts still claimed, contacts and

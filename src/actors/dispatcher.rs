@@ -17,7 +17,8 @@ use uuid::Uuid;
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::Deps;
-use crate::db::dialer::{self, ClaimFailed, Claimed, NewAttempt, NoCall, OpenGates};
+use crate::db::attempts;
+use crate::db::claim::{self, ClaimFailed, Claimed, NewAttempt, NoCall, OpenGates};
 use crate::db::notify::Outage;
 use crate::db::recovery::{recover, Interruption};
 use crate::domain::call::CallReport;
@@ -259,7 +260,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     let now = deps.clock.now();
     let plans = &state.plans;
     let lag = histogram!(monitoring::DISPATCH_LAG);
-    let batch = match dialer::claim(
+    let batch = match claim::claim(
         &deps.pool,
         deps.instance,
         now,
@@ -287,7 +288,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     };
     histogram!(monitoring::CLAIM_DURATION).record(began.elapsed().as_secs_f64());
     state.outage.recovered("claiming");
-    let dialer::Batch {
+    let claim::Batch {
         calls,
         attempts,
         set_aside,
@@ -322,7 +323,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
     let (pool, owner, me) = (state.deps.pool.clone(), state.deps.instance, myself.clone());
     tokio::spawn(async move {
         let began = Instant::now();
-        let written = dialer::start(&pool, owner, &attempts).await;
+        let written = attempts::start(&pool, owner, &attempts).await;
         histogram!(monitoring::ATTEMPTS_WRITE).record(began.elapsed().as_secs_f64());
         // The dispatcher stopped: lease recovery takes the claims back.
         let _ = me.cast(DispatcherMessage::Started(lined, written));
@@ -375,7 +376,7 @@ fn started(
 fn raise_bounds(pool: &sqlx::PgPool, orgs: Vec<Uuid>) {
     let pool = pool.clone();
     tokio::spawn(async move {
-        if let Err(e) = dialer::raise_due_bounds(&pool, &orgs).await {
+        if let Err(e) = claim::raise_due_bounds(&pool, &orgs).await {
             tracing::debug!(error = %e, "cannot raise organizations' due bounds yet");
         }
     });

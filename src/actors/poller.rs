@@ -33,7 +33,7 @@ pub struct PollerState {
     plans_outage: Outage,
     /// The active campaigns at the last poll; `None` before the first.
     active: Option<HashSet<Uuid>>,
-    /// Their fingerprint (`db::dialer::active_fingerprint`).
+    /// Their fingerprint (`db::campaigns::active_fingerprint`).
     fingerprint: Option<(i64, i64)>,
 }
 
@@ -114,7 +114,7 @@ async fn poll(state: &mut PollerState) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     // One cheap read when nothing changed, whatever the number of campaigns.
-    let fingerprint = match db::dialer::active_fingerprint(&state.deps.pool).await {
+    let fingerprint = match db::campaigns::active_fingerprint(&state.deps.pool).await {
         Ok(f) => f,
         Err(e) => {
             state.outage.failed("reading campaign statuses", &e);
@@ -126,7 +126,7 @@ async fn poll(state: &mut PollerState) -> Result<(), ActorProcessingErr> {
         return Ok(());
     }
     let known: Vec<Uuid> = state.active.iter().flatten().copied().collect();
-    let statuses = match db::dialer::campaign_statuses(&state.deps.pool, &known).await {
+    let statuses = match db::campaigns::statuses(&state.deps.pool, &known).await {
         Ok(statuses) => statuses,
         Err(e) => {
             state.outage.failed("reading campaign statuses", &e);
@@ -163,7 +163,7 @@ async fn refresh(state: &mut PollerState, campaigns: Vec<Uuid>) -> Result<(), Ac
     if campaigns.is_empty() {
         return Ok(());
     }
-    match db::dialer::load_plans(&state.deps.pool, &campaigns).await {
+    match db::campaigns::load_plans(&state.deps.pool, &campaigns).await {
         Ok(plans) => {
             state.plans_outage.recovered("reading campaign plans");
             state.supervisor.cast(SupervisorMessage::Plans(plans))?;

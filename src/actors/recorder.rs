@@ -15,8 +15,8 @@ use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::Deps;
-use crate::db::dialer::record;
 use crate::db::notify::Outage;
+use crate::db::results::record;
 use crate::domain::call::Finished;
 use crate::monitoring;
 

@@ -1,4 +1,5 @@
-//! Attempts: one row per call placed, read back with their contacts.
+//! Attempts: one row per call placed, written just before the call (fenced
+//! by the claim and the campaign's status) and read back with their contacts.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -6,6 +7,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::claim::{ClaimFailed, NewAttempt};
 use super::DbError;
 use crate::domain::agent::AgentFields;
 use crate::domain::status::Outcome;
@@ -43,4 +45,115 @@ pub async fn for_contacts(pool: &PgPool, contact_ids: &[Uuid]) -> Result<Vec<Att
     .bind(contact_ids)
     .fetch_all(pool)
     .await?)
+}
+
+/// Writes the open attempts of a committed claim, for the contacts `owner`
+/// still holds whose campaign is still active, and returns those contacts:
+/// exactly the calls that may be placed. A contact whose claim was
+/// recovered meanwhile (this instance was taken for dead) gets no attempt
+/// and must not be called; one whose campaign was paused or stopped since
+/// the claim gets none either and is the caller's to hand back.
+///
+/// The contacts are share-locked while their attempts are written, and
+/// [`release`] takes them exclusively before it checks for open attempts,
+/// so the two never both go ahead. On failure every contact of the batch
+/// is to be recovered: none was called, some attempts may have been written.
+pub async fn start(
+    pool: &PgPool,
+    owner: Uuid,
+    attempts: &Attempts,
+) -> Result<Vec<Uuid>, ClaimFailed> {
+    if attempts.ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let written = attempts.insert(pool, owner).await;
+    written.map_err(|e| ClaimFailed {
+        error: e.into(),
+        maybe_committed: attempts.contacts.clone(),
+    })
+}
+
+/// The attempts of one claim, column by column.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    ids: Vec<Uuid>,
+    pub(super) contacts: Vec<Uuid>,
+    organizations: Vec<Uuid>,
+    campaigns: Vec<Option<Uuid>>,
+    numbers: Vec<i32>,
+    phones: Vec<String>,
+    agent_ids: Vec<Option<String>>,
+    agent_versions: Vec<Option<String>>,
+    agent_numbers: Vec<Option<String>>,
+    agent_configs: Vec<Option<String>>,
+    initial_contexts: Vec<Option<String>>,
+}
+
+impl Attempts {
+    pub(super) fn push(
+        &mut self,
+        contact: Uuid,
+        org: Uuid,
+        campaign: Option<Uuid>,
+        number: i32,
+        a: NewAttempt,
+    ) {
+        self.ids.push(a.attempt_id);
+        self.contacts.push(contact);
+        self.organizations.push(org);
+        self.campaigns.push(campaign);
+        self.numbers.push(number);
+        self.phones.push(a.phone_number);
+        self.agent_ids.push(a.agent.agent_id);
+        self.agent_versions.push(a.agent.agent_version);
+        self.agent_numbers.push(a.agent.agent_number);
+        self.agent_configs
+            .push(a.agent.agent_config.as_ref().map(|v| v.to_string()));
+        self.initial_contexts.push(a.agent.initial_context);
+    }
+
+    /// Writes the open attempts of the contacts still claimed by `owner` for
+    /// this very attempt, whose campaign is still active; returns those
+    /// contacts. `created_at` is the moment of writing, just before the
+    /// calls are placed. The campaigns are share-locked too, so a pause
+    /// either waits for these attempts or is seen by them: no attempt is
+    /// written after a pause commits.
+    async fn insert(&self, pool: &PgPool, owner: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(
+            "WITH live AS (
+                 SELECT k.id FROM campaigns k WHERE k.id = ANY($4) AND k.status = 'active'
+                    FOR SHARE),
+             mine AS (
+                 SELECT c.id, c.attempt_count FROM contacts c
+                  WHERE c.id = ANY($2) AND c.status = 'in_progress' AND c.owner_instance = $12
+                    AND (c.campaign_id IS NULL OR c.campaign_id IN (SELECT id FROM live))
+                    FOR SHARE OF c)
+             INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
+                                   agent_id, agent_version, agent_number, agent_config, initial_context,
+                                   instance_id, created_at)
+             SELECT a.id, a.contact_id, a.organization_id, a.campaign_id, a.attempt_number, a.phone,
+                    a.agent_id, a.agent_version, a.agent_number, a.agent_config::jsonb, a.initial_context,
+                    $12, clock_timestamp()
+               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[],
+                           $8::text[], $9::text[], $10::text[], $11::text[])
+                 AS a(id, contact_id, organization_id, campaign_id, attempt_number, phone, agent_id,
+                      agent_version, agent_number, agent_config, initial_context)
+               JOIN mine ON mine.id = a.contact_id AND mine.attempt_count = a.attempt_number
+          RETURNING contact_id",
+        )
+        .bind(&self.ids)
+        .bind(&self.contacts)
+        .bind(&self.organizations)
+        .bind(&self.campaigns)
+        .bind(&self.numbers)
+        .bind(&self.phones)
+        .bind(&self.agent_ids)
+        .bind(&self.agent_versions)
+        .bind(&self.agent_numbers)
+        .bind(&self.agent_configs)
+        .bind(&self.initial_contexts)
+        .bind(owner)
+        .fetch_all(pool)
+        .await
+    }
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::dialer::record;
 use super::recovery::{claims, decide, Orphan};
+use super::results::record;
 use super::DbError;
 use crate::domain::call::{CallStatus, Callback};
 use crate::domain::status::Outcome;

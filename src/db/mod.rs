@@ -3,13 +3,14 @@
 pub mod attempts;
 pub mod calls;
 pub mod campaigns;
+pub mod claim;
 pub mod configurations;
 pub mod contacts;
-pub mod dialer;
 pub mod instances;
 pub mod notify;
 pub mod organizations;
 pub mod recovery;
+pub mod results;
 pub mod stats;
 pub mod tokens;
 

@@ -11,7 +11,8 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::dialer::{record, release};
+use super::claim::release;
+use super::results::record;
 use super::DbError;
 use crate::domain::call::{self, CallReport, Dialed, Finished};
 use crate::domain::policy::DialingPolicy;

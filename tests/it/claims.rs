@@ -4,7 +4,9 @@
 //! zones a campaign's window gates are built from.
 
 use chrono::Utc;
-use dialerd::db::dialer::{self, Batch, NewAttempt, NoCall, OpenGates};
+use dialerd::db::attempts;
+use dialerd::db::campaigns::load_plans;
+use dialerd::db::claim::{self, Batch, NewAttempt, NoCall, OpenGates};
 use dialerd::db::recovery::{recover, Interruption, Recovered};
 use dialerd::domain::agent::AgentFields;
 use dialerd::domain::plan::Gate;
@@ -59,7 +61,7 @@ async fn claim_on(
     want: u32,
 ) -> Batch<(Uuid, Uuid)> {
     let gates = gates(pool, campaign).await;
-    dialer::claim(pool, owner, Utc::now(), &gates, want, 1000, |c| {
+    claim::claim(pool, owner, Utc::now(), &gates, want, 1000, |c| {
         let attempt = NewAttempt {
             attempt_id: Uuid::now_v7(),
             phone_number: c.phone_numbers[0].clone(),
@@ -144,7 +146,7 @@ async fn a_claim_whose_attempts_were_never_written_goes_back_uncounted() {
     );
     assert_eq!(handed_back(&db).await, 5);
     // A start that comes after writes nothing: the contacts are no longer held.
-    let started = dialer::start(&db.pool, owner, &batch.attempts)
+    let started = attempts::start(&db.pool, owner, &batch.attempts)
         .await
         .unwrap();
     assert!(started.is_empty(), "{started:?}");
@@ -177,7 +179,7 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     .unwrap();
     let pool = db.pool.clone();
     let attempts = batch.attempts;
-    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
     lock_waits(&db, 1).await;
     // Recovery sees claims with no attempt yet, and must wait for the start.
     let pool = db.pool.clone();
@@ -226,11 +228,11 @@ async fn attempts_started_after_a_hand_back_began_are_not_written() {
         .await
         .unwrap();
     let pool = db.pool.clone();
-    let release = tokio::spawn(async move { dialer::release(&pool, owner, &ids).await });
+    let release = tokio::spawn(async move { claim::release(&pool, owner, &ids).await });
     lock_waits(&db, 1).await;
     let pool = db.pool.clone();
     let attempts = batch.attempts;
-    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
     lock_waits(&db, 2).await;
     blocker.commit().await.unwrap();
 
@@ -255,7 +257,7 @@ async fn no_attempt_is_written_once_the_campaign_is_paused() {
         campaign,
     )
     .await;
-    let started = dialer::start(&db.pool, owner, &batch.attempts)
+    let started = attempts::start(&db.pool, owner, &batch.attempts)
         .await
         .unwrap();
     assert!(started.is_empty(), "a call after the pause: {started:?}");
@@ -286,7 +288,7 @@ async fn an_attempt_write_waits_for_a_pause_being_committed_and_then_writes_noth
         .unwrap();
     let pool = db.pool.clone();
     let attempts = batch.attempts;
-    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
     lock_waits(&db, 1).await;
     assert!(
         !start.is_finished(),
@@ -324,7 +326,7 @@ async fn a_pause_waits_for_an_attempt_write_under_way() {
     .unwrap();
     let pool = db.pool.clone();
     let attempts = batch.attempts;
-    let start = tokio::spawn(async move { dialer::start(&pool, owner, &attempts).await });
+    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
     lock_waits(&db, 1).await;
     let pool = db.pool.clone();
     let pause = tokio::spawn(async move {
@@ -363,7 +365,7 @@ async fn contacts_that_cannot_be_called_go_back_in_the_claim_itself() {
     let gates = gates(&db.pool, campaign).await;
     // No call can be made of any of them now (as when their campaign's
     // plan is not loaded yet).
-    let batch = dialer::claim(
+    let batch = claim::claim(
         &db.pool,
         Uuid::now_v7(),
         Utc::now(),
@@ -441,15 +443,13 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     assert!(zones_of(&db, campaign).await.is_empty());
     assert_eq!(zones_of(&db, other).await, ["Australia/Perth"]);
     // Both campaigns' plans in one read, each with its own zones.
-    let both = dialer::load_plans(&db.pool, &[campaign, other])
-        .await
-        .unwrap();
+    let both = load_plans(&db.pool, &[campaign, other]).await.unwrap();
     assert_eq!(both.len(), 2);
 }
 
 /// The zones of one campaign's plan, as the batched plan read gives them.
 async fn zones_of(db: &TestDb, campaign: Uuid) -> Vec<String> {
-    let mut plans = dialer::load_plans(&db.pool, &[campaign]).await.unwrap();
+    let mut plans = load_plans(&db.pool, &[campaign]).await.unwrap();
     assert_eq!(plans.len(), 1, "the campaign is active");
     plans.remove(0).1
 }
@@ -606,10 +606,7 @@ async fn a_claim_starts_at_the_earliest_due_of_its_group() {
     assert_eq!(first_due_minutes_before().await, 4.0);
 
     // 6 handed back (no attempt was written): the earliest again, and claimed first.
-    assert_eq!(
-        dialer::release(&db.pool, owner, &[ids[5]]).await.unwrap(),
-        1
-    );
+    assert_eq!(claim::release(&db.pool, owner, &[ids[5]]).await.unwrap(), 1);
     assert_eq!(first_due_minutes_before().await, 6.0);
     let next = claim(&db, Uuid::now_v7(), campaign, 1).await.calls;
     assert_eq!(next.len(), 1);
@@ -654,7 +651,7 @@ async fn only_the_claim_commits_without_waiting_for_disk() {
     let batch = claim_on(&one, owner, campaign, 2).await;
     assert_eq!(batch.calls.len(), 2);
     assert_eq!(
-        dialer::start(&one, owner, &batch.attempts)
+        attempts::start(&one, owner, &batch.attempts)
             .await
             .unwrap()
             .len(),

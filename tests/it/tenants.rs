@@ -3,7 +3,7 @@
 //! organization that gets work after a long idle spell is dialed at once.
 
 use chrono::Utc;
-use dialerd::db::dialer::{self, NewAttempt, OpenGates};
+use dialerd::db::claim::{self, NewAttempt, OpenGates};
 use dialerd::domain::agent::AgentFields;
 use dialerd::domain::plan::Gate;
 use uuid::Uuid;
@@ -48,7 +48,7 @@ fn open(orgs: &[(Uuid, Uuid)]) -> OpenGates {
 /// One claim of up to `want` under `global` as a new owner; the claimed
 /// contacts' organizations, and the organizations found with nothing due.
 async fn claim(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> (Vec<Uuid>, Vec<Uuid>) {
-    let batch = dialer::claim(
+    let batch = claim::claim(
         &db.pool,
         Uuid::now_v7(),
         Utc::now(),
@@ -116,7 +116,7 @@ async fn an_organization_given_work_after_a_long_idle_spell_is_claimed_at_once()
     // two contacts were claimed.
     assert!(found_idle.contains(&idle.0), "{found_idle:?}");
     assert_eq!(
-        dialer::raise_due_bounds(&db.pool, &found_idle)
+        claim::raise_due_bounds(&db.pool, &found_idle)
             .await
             .unwrap(),
         found_idle.len() as u64
@@ -164,7 +164,7 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
     let (claimed, idle) = claim(&db, &open(&orgs), 10, 100).await;
     assert!(claimed.is_empty());
     assert_eq!(idle, vec![org]);
-    assert_eq!(dialer::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
+    assert_eq!(claim::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
     writer.commit().await.unwrap();
     let (claimed, _) = claim(&db, &open(&orgs), 10, 100).await;
     assert_eq!(
