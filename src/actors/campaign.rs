@@ -115,7 +115,7 @@ fn publish(state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
         state.sent = Some((plan.clone(), gates.clone()));
         state
             .dispatcher
-            .cast(DispatcherMessage::Plan(plan, gates))?;
+            .cast(DispatcherMessage::Plan { plan, gates })?;
     }
     Ok(())
 }

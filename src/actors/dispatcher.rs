@@ -58,8 +58,20 @@ pub struct DispatcherState {
     cycles: u64,
 }
 
+/// What the dispatcher is doing, as the health probe reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Activity {
+    /// Lines with a call in flight or being started.
+    pub busy: usize,
+    /// Campaigns whose plan it holds.
+    pub plans: usize,
+    /// Claim cycles begun.
+    pub cycles: u64,
+}
+
 pub enum DispatcherMessage {
-    /// Timer: claim for idle lines unless a cycle ran within the interval.
+    /// Timer, re-armed after each: claim for idle lines unless a cycle ran
+    /// within the interval.
     Tick,
     /// Lines freed while more work is due: claim for every line idle by the
     /// time this is handled. At most one is queued, so lines that free up
@@ -68,22 +80,31 @@ pub enum DispatcherMessage {
     /// The line pool, once spawned.
     AddLines(Vec<ActorRef<LineMessage>>),
     /// A line was replaced after failing; its call, if any, was interrupted.
-    ReplaceLine(usize, ActorRef<LineMessage>),
+    ReplaceLine {
+        index: usize,
+        line: ActorRef<LineMessage>,
+    },
     /// A line finished its call.
     LineIdle(usize),
     /// The attempts of a claim were written (`Ok`: the contacts that may be
     /// called) or not (`Err`: every contact of it is to be recovered).
-    Started(Vec<(usize, Call)>, Result<Vec<Uuid>, ClaimFailed>),
+    Started {
+        calls: Vec<(usize, Call)>,
+        written: Result<Vec<Uuid>, ClaimFailed>,
+    },
     /// A campaign's plan and the gates open now.
-    Plan(Arc<CampaignPlan>, Vec<Gate>),
+    Plan {
+        plan: Arc<CampaignPlan>,
+        gates: Vec<Gate>,
+    },
     /// A campaign stopped being active.
     Unplan(Uuid),
     /// Claim nothing more, and answer once the last call in flight has
     /// ended (at once when none is).
     Drain(RpcReplyPort<()>),
     /// How many calls are in flight.
-    /// Lines busy, campaigns whose plan it holds, claim cycles begun.
-    Busy(RpcReplyPort<(usize, usize, u64)>),
+    /// What it is doing, for the health probe.
+    Busy(RpcReplyPort<Activity>),
 }
 
 impl Actor for Dispatcher {
@@ -96,7 +117,7 @@ impl Actor for Dispatcher {
         myself: ActorRef<Self::Msg>,
         (deps, recorder): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(
+        myself.send_after(
             Duration::from_millis(deps.settings.claim_interval_ms),
             || DispatcherMessage::Tick,
         );
@@ -128,11 +149,18 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMessage::Tick => {
+                // A cycle a freed line asked for may have run since the
+                // last tick: the next one is due an interval after it.
                 let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
-                let recent = state.last_cycle.is_some_and(|t| t.elapsed() < interval);
-                if state.hungry || !recent {
-                    cycle(&myself, state).await;
-                }
+                let since = state.last_cycle.map(|t| t.elapsed());
+                let next = match since {
+                    Some(since) if since < interval && !state.hungry => interval - since,
+                    _ => {
+                        cycle(&myself, state).await;
+                        interval
+                    }
+                };
+                myself.send_after(next, || DispatcherMessage::Tick);
             }
             DispatcherMessage::Wake => {
                 state.woken = false;
@@ -147,7 +175,7 @@ impl Actor for Dispatcher {
                 state.lines.extend(lines);
                 gauge!(monitoring::LINES).set(state.lines.len() as f64);
             }
-            DispatcherMessage::ReplaceLine(index, line) => {
+            DispatcherMessage::ReplaceLine { index, line } => {
                 state.lines[index] = line;
                 if let Some(call) = state.busy.remove(&index) {
                     interrupted(state, call)?;
@@ -159,10 +187,10 @@ impl Actor for Dispatcher {
                     free_line(&myself, state, index);
                 }
             }
-            DispatcherMessage::Started(calls, written) => {
+            DispatcherMessage::Started { calls, written } => {
                 started(&myself, state, calls, written);
             }
-            DispatcherMessage::Plan(plan, gates) => {
+            DispatcherMessage::Plan { plan, gates } => {
                 state.plans.insert(plan.campaign_id, (plan, gates));
                 rebuild_gates(state);
             }
@@ -176,8 +204,11 @@ impl Actor for Dispatcher {
                 answer_drain(state);
             }
             DispatcherMessage::Busy(reply) => {
-                let busy = state.busy.len() + state.starting;
-                let _ = reply.send((busy, state.plans.len(), state.cycles));
+                let _ = reply.send(Activity {
+                    busy: state.busy.len() + state.starting,
+                    plans: state.plans.len(),
+                    cycles: state.cycles,
+                });
             }
         }
         Ok(())
@@ -326,7 +357,10 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         let written = attempts::start(&pool, owner, &attempts).await;
         histogram!(monitoring::ATTEMPTS_WRITE).record(began.elapsed().as_secs_f64());
         // The dispatcher stopped: lease recovery takes the claims back.
-        let _ = me.cast(DispatcherMessage::Started(lined, written));
+        let _ = me.cast(DispatcherMessage::Started {
+            calls: lined,
+            written,
+        });
     });
     if full && !state.idle.is_empty() {
         wake(myself, state);

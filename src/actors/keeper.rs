@@ -36,7 +36,7 @@ pub struct KeeperState {
 }
 
 pub enum KeeperMessage {
-    /// Heartbeat, then recover dead instances' claims.
+    /// Heartbeat, then recover dead instances' claims; re-armed after each.
     Beat,
 }
 
@@ -86,9 +86,6 @@ impl Actor for Keeper {
         myself: ActorRef<Self::Msg>,
         deps: Deps,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(Duration::from_secs(deps.settings.heartbeat_seconds), || {
-            KeeperMessage::Beat
-        });
         myself.cast(KeeperMessage::Beat)?;
         let every = |seconds: u64| (seconds > 0).then(|| Duration::from_secs(seconds));
         Ok(KeeperState {
@@ -103,10 +100,13 @@ impl Actor for Keeper {
 
     async fn handle(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         _: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // The next beat is a heartbeat after this one ends, however long a
+        // slow database made it: beats never pile up.
+        let every = Duration::from_secs(state.deps.settings.heartbeat_seconds);
         let pool = &state.deps.pool;
         state
             .vacuum_contacts
@@ -127,6 +127,7 @@ impl Actor for Keeper {
                 state.outage.failed("heartbeat and recovery", &e);
             }
         }
+        myself.send_after(every, || KeeperMessage::Beat);
         Ok(())
     }
 

@@ -58,6 +58,17 @@ pub struct Deps {
 /// Bound on every call from one actor to another.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a drain could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error("the engine is already stopping")]
+    AlreadyStopping,
+    #[error("cannot release this instance's claims: {0}")]
+    Release(db::DbError),
+    #[error("cannot deregister this instance: {0}")]
+    Deregister(db::DbError),
+}
+
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainReport {
@@ -89,7 +100,7 @@ impl Probe {
         match self
             .0
             .call(
-                |reply| SupervisorMessage::Health(within, reply),
+                |reply| SupervisorMessage::Health { within, reply },
                 Some(within * 2),
             )
             .await
@@ -128,7 +139,7 @@ impl Engine {
             )
             .await?;
         let report = match report {
-            ractor::rpc::CallResult::Success(r) => r.map_err(anyhow::Error::msg)?,
+            ractor::rpc::CallResult::Success(r) => r?,
             other => anyhow::bail!("the supervisor did not answer the drain: {other:?}"),
         };
         self.supervisor.stop(Some("shutdown".into()));

@@ -33,7 +33,7 @@ pub struct RecorderState {
 pub enum RecorderMessage {
     /// A call ended: queue its result.
     Record(Box<Finished>),
-    /// Timer: write whatever is queued.
+    /// Timer, re-armed after each: write whatever is queued.
     Flush,
     /// Write whatever is queued now and answer when done (or failed).
     FlushNow(RpcReplyPort<bool>),
@@ -49,7 +49,7 @@ impl Actor for Recorder {
         myself: ActorRef<Self::Msg>,
         deps: Deps,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(Duration::from_millis(deps.settings.result_flush_ms), || {
+        myself.send_after(Duration::from_millis(deps.settings.result_flush_ms), || {
             RecorderMessage::Flush
         });
         Ok(RecorderState {
@@ -62,7 +62,7 @@ impl Actor for Recorder {
 
     async fn handle(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -75,10 +75,19 @@ impl Actor for Recorder {
                 }
             }
             RecorderMessage::Flush => {
+                // A full batch may have been written since the last timer:
+                // the next flush is due an interval after that write.
                 let interval = Duration::from_millis(state.deps.settings.result_flush_ms);
-                if state.last_write.elapsed() >= interval && state.outage.may_try() {
-                    flush(state).await;
-                }
+                let since = state.last_write.elapsed();
+                let next = if since < interval {
+                    interval - since
+                } else {
+                    if state.outage.may_try() {
+                        flush(state).await;
+                    }
+                    interval
+                };
+                myself.send_after(next, || RecorderMessage::Flush);
             }
             RecorderMessage::FlushNow(reply) => {
                 flush(state).await;

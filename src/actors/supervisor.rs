@@ -25,7 +25,7 @@ use super::keeper::{Keeper, KeeperMessage};
 use super::line::{Line, LineArgs, LineMessage};
 use super::poller::{Poller, PollerMessage};
 use super::recorder::{Recorder, RecorderMessage};
-use super::{Deps, DrainReport, Health, CALL_TIMEOUT};
+use super::{Deps, DrainError, DrainReport, Health, CALL_TIMEOUT};
 use crate::db;
 use crate::db::recovery::Interruption;
 use crate::domain::plan::CampaignPlan;
@@ -55,7 +55,7 @@ enum Drain {
     /// Dialing.
     Running,
     /// No new calls; waiting for the calls in flight, then answering `reply`.
-    Draining(RpcReplyPort<Result<DrainReport, String>>),
+    Draining(RpcReplyPort<Result<DrainReport, DrainError>>),
     /// Every claim released; the engine only waits to be stopped.
     Drained,
 }
@@ -70,14 +70,17 @@ pub enum SupervisorMessage {
     /// results, release what is left, and report to `reply`.
     Drain {
         deadline: Duration,
-        reply: RpcReplyPort<Result<DrainReport, String>>,
+        reply: RpcReplyPort<Result<DrainReport, DrainError>>,
     },
     /// The dispatcher's calls in flight have all ended (`drained`), or the
     /// drain's deadline passed first.
     CallsEnded { drained: bool },
     /// Answer with the line counts if the dispatcher answers within the
     /// duration; no answer at all otherwise.
-    Health(Duration, RpcReplyPort<Health>),
+    Health {
+        within: Duration,
+        reply: RpcReplyPort<Health>,
+    },
 }
 
 impl Actor for Supervisor {
@@ -140,16 +143,16 @@ impl Actor for Supervisor {
                     }
                 }
             }
-            SupervisorMessage::Health(within, reply) => {
+            SupervisorMessage::Health { within, reply } => {
                 let busy = state
                     .dispatcher
                     .call(DispatcherMessage::Busy, Some(within))
                     .await;
-                if let Ok(ractor::rpc::CallResult::Success((busy, plans, cycles))) = busy {
+                if let Ok(ractor::rpc::CallResult::Success(activity)) = busy {
                     let _ = reply.send(Health {
-                        busy,
-                        plans,
-                        cycles,
+                        busy: activity.busy,
+                        plans: activity.plans,
+                        cycles: activity.cycles,
                         lines: state.lines.len(),
                         draining: !matches!(state.drain, Drain::Running),
                     });
@@ -161,7 +164,7 @@ impl Actor for Supervisor {
                     start_drain(&myself, state, deadline);
                 }
                 Drain::Draining(_) | Drain::Drained => {
-                    let _ = reply.send(Err("the engine is already stopping".into()));
+                    let _ = reply.send(Err(DrainError::AlreadyStopping));
                 }
             },
             SupervisorMessage::CallsEnded { drained } => {
@@ -288,7 +291,7 @@ async fn restart(
         state.lines[index] = line.clone();
         state
             .dispatcher
-            .cast(DispatcherMessage::ReplaceLine(index, line))?;
+            .cast(DispatcherMessage::ReplaceLine { index, line })?;
         "line"
     } else if state.poller.get_id() == id {
         state.poller = Actor::spawn_linked(None, Poller, (state.deps.clone(), myself.clone()), me)
@@ -333,7 +336,10 @@ fn start_drain(myself: &ActorRef<SupervisorMessage>, state: &SupervisorState, de
 
 /// Once the calls have ended (or the deadline passed): writes the results,
 /// stops the lease, releases every claim left, deregisters.
-async fn finish_drain(state: &mut SupervisorState, drained: bool) -> Result<DrainReport, String> {
+async fn finish_drain(
+    state: &mut SupervisorState,
+    drained: bool,
+) -> Result<DrainReport, DrainError> {
     let deps = &state.deps;
     let _ = state
         .recorder
@@ -358,10 +364,10 @@ async fn finish_drain(state: &mut SupervisorState, drained: bool) -> Result<Drai
         Interruption::OwnerStopped,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(DrainError::Release)?;
     db::instances::deregister(&deps.pool, deps.instance)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(DrainError::Deregister)?;
     // Every result is written and every claim released: a line still in a
     // call has nothing left to save.
     deps.hang_up.cancel();
