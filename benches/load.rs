@@ -12,12 +12,12 @@
 //! ```
 //!
 //! `--url` (or `DATABASE_URL`) names the server; the default is the local
-//! one. Each run prints one JSON line of figures after its human summary.
+//! one. `-- help` lists the runs, `-- <run> --help` its options. Each run
+//! prints one JSON line of figures after its human summary.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use dialerd::clock::SystemClock;
 use dialerd::settings::Settings;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -30,73 +30,121 @@ mod tenants;
 
 const DB: &str = "dialerd_bench";
 
-struct Args {
-    mode: String,
+/// `cargo bench --bench load -- <run> [options]`.
+#[derive(clap::Parser)]
+#[command(
+    name = "load",
+    about = "dialerd's engine under load, against a real PostgreSQL"
+)]
+struct Cli {
+    /// The PostgreSQL server (its `dialerd_bench` database is made anew).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        global = true
+    )]
     url: String,
-    /// `--contacts`; each run has its own default.
-    contacts: Option<u32>,
-    /// `--lines`; 4,000 unless given. A 0-ms call frees its line at once, so
-    /// the lines are only the calls in flight between claim, attempt write
-    /// and call; with fewer the engine waits on its own lines (on a 2-core
-    /// machine: 18,900 contacts/s at 1,000, 22,900 at 2,000, 25,500 at
-    /// 4,000, 25,800 at 8,000, PostgreSQL then the limit).
+    #[command(subcommand)]
+    run: Run,
+}
+
+#[derive(clap::Subcommand)]
+enum Run {
+    /// Contacts a second in a burn-down of a backlog all due, 0-ms calls.
+    Throughput {
+        #[arg(long, default_value_t = 3_000_000)]
+        contacts: u32,
+        /// A 0-ms call frees its line at once, so the lines are only the
+        /// calls in flight between claim, attempt write and call.
+        #[arg(long, default_value_t = 4000)]
+        lines: u32,
+        #[arg(long, default_value_t = 10)]
+        warmup: u64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// From a campaign's status flip to the engine acting on it.
+    Pause {
+        #[arg(long, default_value_t = 20)]
+        flips: u32,
+        /// Without NOTIFY: polling alone.
+        #[arg(long)]
+        polling_only: bool,
+    },
+    /// Dispatch lag of contacts coming due at a steady rate.
+    Lag {
+        #[arg(long, default_value_t = 600)]
+        rate: u32,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4000)]
+        lines: u32,
+    },
+    /// Memory of simulated calls held at once in one daemon.
+    Lines {
+        #[arg(long, default_value_t = 4000)]
+        lines: u32,
+    },
+    /// The claim of 50 contacts with their attempts, on a large table.
+    Claim {
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: u32,
+    },
+    /// Seeds the bench database for benches/pgbench.sh.
+    Seed {
+        #[arg(long, default_value_t = 200_000)]
+        contacts: u32,
+    },
+    /// One organization against many: rate, idle cost, lag of new work.
+    Tenants {
+        /// Organizations the backlog is spread over.
+        #[arg(long, default_value_t = 10_000)]
+        orgs: u32,
+        #[arg(long, default_value_t = 100_000)]
+        contacts: u32,
+        #[arg(long, default_value_t = 200)]
+        lines: u32,
+        /// The length of every call.
+        #[arg(long, default_value_t = 200)]
+        call_ms: u64,
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+}
+
+/// What a run reads of its options; those it has none of keep a default
+/// no run reads.
+struct Args {
+    url: String,
+    contacts: u32,
     lines: u32,
     warmup: u64,
     seconds: u64,
     flips: u32,
     polling_only: bool,
     rate: u32,
-    /// `--orgs` (tenants): organizations the backlog is spread over.
     orgs: u32,
-    /// `--call-ms` (tenants): the length of every call.
     call_ms: u64,
 }
 
-fn args() -> anyhow::Result<Args> {
-    let mut a = Args {
-        mode: String::new(),
-        url: std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        contacts: None,
-        lines: 4000,
-        warmup: 10,
-        seconds: 60,
-        flips: 20,
-        polling_only: false,
-        rate: 600,
-        orgs: 10_000,
-        call_ms: 200,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--bench" => {}
-            "--url" => a.url = value()?,
-            "--contacts" => a.contacts = Some(value()?.parse()?),
-            "--lines" => a.lines = value()?.parse()?,
-            "--warmup" => a.warmup = value()?.parse()?,
-            "--seconds" => a.seconds = value()?.parse()?,
-            "--flips" => a.flips = value()?.parse()?,
-            "--polling-only" => a.polling_only = true,
-            "--rate" => a.rate = value()?.parse()?,
-            "--orgs" => a.orgs = value()?.parse()?,
-            "--call-ms" => a.call_ms = value()?.parse()?,
-            "tenants" => {
-                a.mode = arg;
-                a.lines = 200;
-                a.seconds = 30;
-                a.warmup = 5;
-            }
-            "throughput" | "pause" | "lag" | "lines" | "claim" | "seed" => a.mode = arg,
-            other => anyhow::bail!("unknown argument {other}"),
+impl Args {
+    fn of(url: String) -> Args {
+        Args {
+            url,
+            contacts: 0,
+            lines: 0,
+            warmup: 0,
+            seconds: 0,
+            flips: 0,
+            polling_only: false,
+            rate: 0,
+            orgs: 0,
+            call_ms: 0,
         }
     }
-    anyhow::ensure!(
-        !a.mode.is_empty(),
-        "say which run: throughput, pause or seed"
-    );
-    Ok(a)
 }
 
 fn with_database(url: &str, name: &str) -> String {
@@ -249,7 +297,7 @@ fn claim_histograms(handle: &PrometheusHandle) -> [(f64, f64); 2] {
 async fn throughput(a: &Args) -> anyhow::Result<()> {
     // Enough for the warm-up and the window (70 s) at 40,000 contacts/s;
     // 2,000,000 ran out inside the window at 29,000/s.
-    let contacts = a.contacts.unwrap_or(3_000_000);
+    let contacts = a.contacts;
     let metrics = dialerd::monitoring::install()?;
     let (pool, url) = fresh(&a.url).await?;
     seed(&pool, contacts, 10_000).await?;
@@ -530,7 +578,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
     // Bulk work on a plain connection: the pool's 60 s statement_timeout
     // would stop a 10-million-row insert.
     let mut bulk = PgConnection::connect(&url).await?;
-    let contacts = a.contacts.unwrap_or(1_000_000);
+    let contacts = a.contacts;
     let campaign = seed(&pool, 100_000, 10_000).await?;
     let finals = contacts.saturating_sub(100_000);
     sqlx::query(
@@ -633,21 +681,76 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let a = args()?;
+    // cargo bench passes --bench to every bench binary.
+    let cli = <Cli as clap::Parser>::parse_from(std::env::args().filter(|a| a != "--bench"));
     // The engine's warnings and errors, so a run that goes wrong says why.
     let mut log = Settings::load(None)?.log;
     log.level = "warn".into();
     dialerd::telemetry::init(&log);
-    match a.mode.as_str() {
-        "throughput" => throughput(&a).await,
-        "pause" => pause(&a).await,
-        "lag" => lag(&a).await,
-        "lines" => lines(&a).await,
-        "claim" => claim(&a).await,
-        "tenants" => tenants::run(&a).await,
-        _ => {
-            let (pool, _) = fresh(&a.url).await?;
-            let contacts = a.contacts.unwrap_or(200_000);
+    let base = Args::of(cli.url);
+    match cli.run {
+        Run::Throughput {
+            contacts,
+            lines,
+            warmup,
+            seconds,
+        } => {
+            throughput(&Args {
+                contacts,
+                lines,
+                warmup,
+                seconds,
+                ..base
+            })
+            .await
+        }
+        Run::Pause {
+            flips,
+            polling_only,
+        } => {
+            pause(&Args {
+                flips,
+                polling_only,
+                ..base
+            })
+            .await
+        }
+        Run::Lag {
+            rate,
+            seconds,
+            lines,
+        } => {
+            lag(&Args {
+                rate,
+                seconds,
+                lines,
+                ..base
+            })
+            .await
+        }
+        Run::Lines { lines: n } => lines(&Args { lines: n, ..base }).await,
+        Run::Claim { contacts } => claim(&Args { contacts, ..base }).await,
+        Run::Tenants {
+            orgs,
+            contacts,
+            lines,
+            call_ms,
+            warmup,
+            seconds,
+        } => {
+            tenants::run(&Args {
+                orgs,
+                contacts,
+                lines,
+                call_ms,
+                warmup,
+                seconds,
+                ..base
+            })
+            .await
+        }
+        Run::Seed { contacts } => {
+            let (pool, _) = fresh(&base.url).await?;
             let campaign = seed(&pool, contacts, 10_000).await?;
             let org: Uuid =
                 sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")

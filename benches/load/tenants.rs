@@ -125,7 +125,7 @@ async fn engines(url: &str, a: &Args, n: u32) -> anyhow::Result<Vec<dialerd::act
 }
 
 async fn rate(a: &Args, orgs: u32, daemons: u32) -> anyhow::Result<Rate> {
-    let contacts = a.contacts.unwrap_or(100_000);
+    let contacts = a.contacts;
     let (pool, url) = fresh(&a.url).await?;
     seed(&pool, orgs, orgs, contacts / orgs, "-1 minute").await?;
     let metrics = dialerd::monitoring::install()?;
@@ -272,7 +272,7 @@ async fn upsert_lags(
 
 pub async fn run(a: &Args) -> anyhow::Result<()> {
     let orgs = a.orgs;
-    let contacts = a.contacts.unwrap_or(100_000);
+    let contacts = a.contacts;
     let one = rate(a, 1, 1).await?;
     let many = rate(a, orgs, 1).await?;
     let two = rate(a, orgs, 2).await?;

@@ -558,7 +558,9 @@ async fn claim_in_group(
     group: Group,
     n: u32,
 ) -> Result<Vec<PgRow>, sqlx::Error> {
-    // "= (SELECT $9)": see next_due_group (migration 5) for why not "= $9".
+    // "= (SELECT $9)", not "= $9": compared with a constant, the planner
+    // rewrites the retry test to "attempt_count <= 0", which no longer
+    // matches contacts_due's column, and the due time stops bounding the scan.
     sqlx::query(&format!(
         "WITH due AS (
              SELECT c.id FROM contacts c

@@ -32,6 +32,11 @@ pub enum DbError {
         url: String,
         source: sqlx::migrate::MigrateError,
     },
+    #[error(
+        "the database at {url} was made by an earlier, unreleased dialerd (its migration \
+         {version} is not this dialerd's): drop it (dropdb) and start again; dialerd makes it anew"
+    )]
+    Unreleased { url: String, version: i64 },
     #[error("{what} is already used by another {object}")]
     Duplicate {
         object: &'static str,
@@ -124,9 +129,15 @@ pub async fn create_if_missing(url: &str) {
 
 /// Applies every pending migration; idempotent.
 pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
-    MIGRATOR.run(pool).await.map_err(|source| DbError::Migrate {
-        url: redacted(url),
-        source,
+    MIGRATOR.run(pool).await.map_err(|source| match source {
+        sqlx::migrate::MigrateError::VersionMissing(version) => DbError::Unreleased {
+            url: redacted(url),
+            version,
+        },
+        source => DbError::Migrate {
+            url: redacted(url),
+            source,
+        },
     })
 }
 

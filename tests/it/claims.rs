@@ -9,11 +9,10 @@ use dialerd::db::campaigns::load_plans;
 use dialerd::db::claim::{self, Batch, NewAttempt, NoCall, OpenGates};
 use dialerd::db::recovery::{recover, Interruption, Recovered};
 use dialerd::domain::agent::AgentFields;
-use dialerd::domain::plan::Gate;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::{assert_attempts_accounted, lock_waits, TestDb};
+use crate::helpers::{assert_attempts_accounted, lock_waits, open_gates, TestDb};
 
 /// An active campaign of `n` due contacts.
 async fn campaign(db: &TestDb, name: &str, n: u32) -> Uuid {
@@ -34,17 +33,7 @@ async fn gates(pool: &sqlx::PgPool, campaign: Uuid) -> OpenGates {
         .fetch_one(pool)
         .await
         .unwrap();
-    let mut gates = OpenGates::default();
-    gates.add(
-        org,
-        campaign,
-        &[Gate {
-            zone: String::new(),
-            first_scheduled: false,
-        }],
-    );
-    gates.seal();
-    gates
+    open_gates(&[(org, campaign)])
 }
 
 /// Claims up to `want` of the campaign's contacts for `owner`; each call is

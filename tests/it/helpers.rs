@@ -333,6 +333,24 @@ pub async fn cycles_ran(engine: &dialerd::actors::Engine) {
     .await;
 }
 
+/// Gates open for contacts with no zone of their own, in each
+/// (organization, campaign) given: what the claim is allowed to take.
+pub fn open_gates(campaigns: &[(Uuid, Uuid)]) -> dialerd::db::claim::OpenGates {
+    let mut gates = dialerd::db::claim::OpenGates::default();
+    for &(org, campaign) in campaigns {
+        gates.add(
+            org,
+            campaign,
+            &[dialerd::domain::plan::Gate {
+                zone: String::new(),
+                first_scheduled: false,
+            }],
+        );
+    }
+    gates.seal();
+    gates
+}
+
 /// Waits until `n` sessions of the test database wait on a lock.
 pub async fn lock_waits(db: &TestDb, n: i64) {
     eventually(10, "sessions waiting on a lock", || async {

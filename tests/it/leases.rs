@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::helpers::{assert_attempts_accounted, eventually, Daemon, Logs, TestDb};
 use crate::outage::{host_port, Proxy};
-use crate::platform::{callback_at, seed, Platform, Reply, SECRET, TOKEN};
+use crate::platform::{callback_at, callback_of, seed, Platform, Reply, SECRET, TOKEN};
 
 const LEASE_SECONDS: u64 = 3;
 const LIMIT: usize = 4;
@@ -159,13 +159,17 @@ impl Scene {
         let mut ended = HashMap::new();
         let until = Instant::now() + Duration::from_secs(60);
         loop {
-            let received = self.platform.received().len();
-            for i in 0..received {
+            let received = self.platform.received();
+            for (i, request) in received.iter().enumerate() {
                 if ended.contains_key(&i) || skip.contains(&i) {
                     continue;
                 }
                 let api = self.daemons[i % self.daemons.len()].1;
-                let (status, body) = callback_at(api, &format!("conv-{i}"), "completed").await;
+                // The platform calls back at once, maybe before its answer
+                // to the request has reached the daemon: it names the attempt.
+                let attempt = request.body["attempt_id"].as_str();
+                let (status, body) =
+                    callback_of(api, &format!("conv-{i}"), attempt, "completed").await;
                 assert_eq!(status, 200, "{body}");
                 assert_eq!(body["result"], "closed", "call {i}: {body}");
                 ended.insert(i, Instant::now());

@@ -295,8 +295,19 @@ async fn callback(dialer: &Dialer, conversation: &str, status: &str) -> (u16, Va
 
 /// A signed callback of `status` for `conversation` to the API at `api`.
 pub async fn callback_at(api: SocketAddr, conversation: &str, status: &str) -> (u16, Value) {
+    callback_of(api, conversation, None, status).await
+}
+
+/// [`callback_at`], naming the attempt too (as README recommends), so it
+/// finds its attempt even when it overtakes the call request's answer.
+pub async fn callback_of(
+    api: SocketAddr,
+    conversation: &str,
+    attempt: Option<&str>,
+    status: &str,
+) -> (u16, Value) {
     let body = json!({
-        "conversation_id": conversation, "status": status,
+        "conversation_id": conversation, "attempt_id": attempt, "status": status,
         "occurred_at": chrono::Utc::now(), "answered_at": chrono::Utc::now() - chrono::Duration::seconds(30),
         "detail": "callee said yes"
     })

@@ -136,6 +136,30 @@ async fn migrations_apply_twice_without_harm() {
 }
 
 #[tokio::test]
+async fn a_database_of_an_earlier_unreleased_schema_is_named_as_such() {
+    let db = TestDb::new().await;
+    // A migration applied there that this dialerd does not have.
+    db.run(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (20261126000001, 'create core tables', true, '\\x00', 0)",
+    )
+    .await
+    .unwrap();
+    let error = dialerd::db::migrate(&db.pool, &db.url).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            dialerd::db::DbError::Unreleased {
+                version: 20261126000001,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("drop it"), "{error}");
+}
+
+#[tokio::test]
 async fn one_daemon_at_a_time_vacuums_each_queue_table() {
     use dialerd::db::instances::{vacuum, QueueTable};
     let db = TestDb::new().await;

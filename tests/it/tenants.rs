@@ -5,11 +5,10 @@
 use chrono::Utc;
 use dialerd::db::claim::{self, NewAttempt, OpenGates};
 use dialerd::domain::agent::AgentFields;
-use dialerd::domain::plan::Gate;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::TestDb;
+use crate::helpers::{open_gates, TestDb};
 
 /// Organizations `(org, campaign)` of `limits.len()`, each with its limit
 /// and `n` due contacts in an active around-the-clock campaign.
@@ -26,23 +25,6 @@ async fn organizations(db: &TestDb, limits: &[i32], n: u32) -> Vec<(Uuid, Uuid)>
         made.push((org, campaign));
     }
     made
-}
-
-/// Every campaign's gate for contacts without a zone, open.
-fn open(orgs: &[(Uuid, Uuid)]) -> OpenGates {
-    let mut gates = OpenGates::default();
-    for &(org, campaign) in orgs {
-        gates.add(
-            org,
-            campaign,
-            &[Gate {
-                zone: String::new(),
-                first_scheduled: false,
-            }],
-        );
-    }
-    gates.seal();
-    gates
 }
 
 /// One claim of up to `want` under `global` as a new owner; the claimed
@@ -85,7 +67,7 @@ async fn free_slots_are_shared_among_many_organizations_by_the_largest_remainder
     let db = TestDb::new().await;
     let limits: Vec<i32> = (1..=12).collect();
     let orgs = organizations(&db, &limits, 30).await;
-    let (claimed, _) = claim(&db, &open(&orgs), 20, 20).await;
+    let (claimed, _) = claim(&db, &open_gates(&orgs), 20, 20).await;
     // 20 slots over limits 1..12 (sum 78): quotas 20 * i / 78, floors
     // 0 0 0 1 1 1 1 2 2 2 2 3 (15 slots), the 5 left to the largest
     // remainders: i = 11 (.821), 7 (.795), 3 (.769), 10 (.564), 6 (.538).
@@ -101,7 +83,7 @@ async fn free_slots_are_shared_among_many_organizations_by_the_largest_remainder
 async fn an_organization_given_work_after_a_long_idle_spell_is_claimed_at_once() {
     let db = TestDb::new().await;
     let orgs = organizations(&db, &[10, 10], 2).await;
-    let gates = open(&orgs);
+    let gates = open_gates(&orgs);
     let (busy, idle) = (orgs[0], orgs[1]);
     // The idle organization's contacts finished long ago: its bound is
     // stale until a claim finds it with nothing due and raises it.
@@ -161,12 +143,12 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
     .unwrap();
     // A claim finds nothing due (the contact is not committed) and raises:
     // the organization is passed over, its bound left as it is.
-    let (claimed, idle) = claim(&db, &open(&orgs), 10, 100).await;
+    let (claimed, idle) = claim(&db, &open_gates(&orgs), 10, 100).await;
     assert!(claimed.is_empty());
     assert_eq!(idle, vec![org]);
     assert_eq!(claim::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
     writer.commit().await.unwrap();
-    let (claimed, _) = claim(&db, &open(&orgs), 10, 100).await;
+    let (claimed, _) = claim(&db, &open_gates(&orgs), 10, 100).await;
     assert_eq!(
         claimed,
         vec![org],
