@@ -32,6 +32,8 @@ pub const DISPATCH_LAG: &str = "dialerd_dispatch_lag_seconds";
 pub const STATUS_FLIP_DETECTION: &str = "dialerd_status_flip_detection_seconds";
 pub const CAMPAIGNS_ACTIVE: &str = "dialerd_campaigns_active";
 pub const CONTACTS_DUE: &str = "dialerd_contacts_due";
+pub const CONTACTS_CALLABLE: &str = "dialerd_contacts_callable";
+pub const LEASES_LOST: &str = "dialerd_leases_lost_total";
 pub const CONTACTS_SET_ASIDE: &str = "dialerd_contacts_set_aside_total";
 pub const CLAIMS_RECOVERED: &str = "dialerd_claims_recovered_total";
 pub const ACTOR_RESTARTS: &str = "dialerd_actor_restarts_total";
@@ -162,6 +164,16 @@ fn describe() {
         CONTACTS_DUE,
         Unit::Count,
         "Pending contacts whose next attempt time has passed, in every organization (some may be outside their calling window)."
+    );
+    describe_gauge!(
+        CONTACTS_CALLABLE,
+        Unit::Count,
+        "Due contacts a claim could take now if limits left room: ad-hoc ones, and those of active campaigns inside an open calling window."
+    );
+    describe_counter!(
+        LEASES_LOST,
+        Unit::Count,
+        "Heartbeats that found this instance's lease had run out (its claims may have been recovered by another instance); it registered again."
     );
     describe_counter!(
         CLAIMS_RECOVERED,

@@ -81,7 +81,8 @@ pub struct HttpSettings {
 pub struct MetricsSettings {
     pub enabled: bool,
     pub listen: SocketAddr,
-    /// Seconds between recounts of the due backlog (`dialerd_contacts_due`).
+    /// Seconds between recounts of the due backlog (`dialerd_contacts_due`,
+    /// `dialerd_contacts_callable`).
     pub backlog_seconds: u64,
 }
 

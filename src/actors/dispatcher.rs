@@ -14,6 +14,7 @@ use metrics::{counter, gauge, histogram};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use uuid::Uuid;
 
+use super::keeper::Chore;
 use super::line::{Call, LineMessage};
 use super::recorder::RecorderMessage;
 use super::Deps;
@@ -56,6 +57,9 @@ pub struct DispatcherState {
     drain: Option<RpcReplyPort<()>>,
     /// Claim cycles begun: each looks for idle lines and claims for them.
     cycles: u64,
+    /// Recounts the due backlog, and what of it the open gates let through,
+    /// for the gauges (every `metrics.backlog_seconds`, when metrics are on).
+    backlog: Chore,
 }
 
 /// What the dispatcher is doing, as the health probe reads it.
@@ -121,6 +125,7 @@ impl Actor for Dispatcher {
             Duration::from_millis(deps.settings.claim_interval_ms),
             || DispatcherMessage::Tick,
         );
+        let deps_backlog_every = deps.backlog_every;
         Ok(DispatcherState {
             deps,
             recorder,
@@ -138,6 +143,7 @@ impl Actor for Dispatcher {
             outage: Outage::default(),
             drain: None,
             cycles: 0,
+            backlog: Chore::new(deps_backlog_every, true),
         })
     }
 
@@ -149,6 +155,12 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMessage::Tick => {
+                let (pool, now, gates) = (
+                    state.deps.pool.clone(),
+                    state.deps.clock.now(),
+                    state.gates.clone(),
+                );
+                state.backlog.maybe_run(|| count_backlog(pool, now, gates));
                 // A cycle a freed line asked for may have run since the
                 // last tick: the next one is due an interval after it.
                 let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
@@ -476,5 +488,16 @@ fn dial(state: &mut DispatcherState, index: usize, call: Call) {
     gauge!(monitoring::LINES_BUSY).set(state.busy.len() as f64);
     if let Err(e) = state.lines[index].cast(LineMessage::Dial(call)) {
         tracing::error!(line = index, error = %e, "cannot hand a call to its line");
+    }
+}
+
+/// Sets the backlog gauges: due contacts, and those a claim could take.
+async fn count_backlog(pool: sqlx::PgPool, now: chrono::DateTime<chrono::Utc>, gates: OpenGates) {
+    match claim::backlog(&pool, now, &gates).await {
+        Ok(b) => {
+            gauge!(monitoring::CONTACTS_DUE).set(b.due as f64);
+            gauge!(monitoring::CONTACTS_CALLABLE).set(b.callable as f64);
+        }
+        Err(e) => tracing::debug!(error = %e, "cannot count the due backlog"),
     }
 }

@@ -2,16 +2,14 @@
 //! recovers the claims of instances whose lease ran out (once this instance
 //! has itself been connected to the database for a whole lease), every
 //! `dialer.vacuum_seconds` vacuums `contacts` (every
-//! `dialer.attempts_vacuum_seconds`, `attempts`), and every
-//! `metrics.backlog_seconds` recounts the due backlog for its gauge. The
-//! vacuums and the count run in tasks of their own, so none ever holds up
-//! the lease. Supervised by the supervisor, which restarts it when it
+//! `dialer.attempts_vacuum_seconds`, `attempts`). The vacuums run in
+//! tasks of their own, so neither ever holds up the lease. Supervised by the supervisor, which restarts it when it
 //! fails; a database outage only delays it.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge};
+use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
 
@@ -19,7 +17,7 @@ use super::Deps;
 use crate::db::instances::QueueTable;
 use crate::db::notify::Outage;
 use crate::db::recovery::Interruption;
-use crate::db::{instances, recovery, stats};
+use crate::db::{instances, recovery};
 use crate::monitoring;
 
 pub struct Keeper;
@@ -32,7 +30,6 @@ pub struct KeeperState {
     connected_since: Option<Instant>,
     vacuum_contacts: Chore,
     vacuum_attempts: Chore,
-    backlog: Chore,
 }
 
 pub enum KeeperMessage {
@@ -40,9 +37,9 @@ pub enum KeeperMessage {
     Beat,
 }
 
-/// Work the keeper starts on its beat at most every `every`, in a task of
-/// its own; never two at once.
-struct Chore {
+/// Work started on a timer at most every `every`, in a task of its own;
+/// never two at once.
+pub(super) struct Chore {
     every: Option<Duration>,
     last: Option<Instant>,
     task: Option<JoinHandle<()>>,
@@ -50,7 +47,7 @@ struct Chore {
 
 impl Chore {
     /// `None`: never. `first_now`: on the first beat, else after `every`.
-    fn new(every: Option<Duration>, first_now: bool) -> Self {
+    pub(super) fn new(every: Option<Duration>, first_now: bool) -> Self {
         Chore {
             every,
             last: (!first_now).then(Instant::now),
@@ -58,7 +55,10 @@ impl Chore {
         }
     }
 
-    fn maybe_run<F: Future<Output = ()> + Send + 'static>(&mut self, work: impl FnOnce() -> F) {
+    pub(super) fn maybe_run<F: Future<Output = ()> + Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> F,
+    ) {
         let Some(every) = self.every else { return };
         if self.last.is_some_and(|t| t.elapsed() < every)
             || self.task.as_ref().is_some_and(|t| !t.is_finished())
@@ -69,7 +69,7 @@ impl Chore {
         self.task = Some(tokio::spawn(work()));
     }
 
-    fn abort(&mut self) {
+    pub(super) fn abort(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
         }
@@ -86,12 +86,13 @@ impl Actor for Keeper {
         myself: ActorRef<Self::Msg>,
         deps: Deps,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Exposed from the start, at 0, so an alert on its increase sees a series.
+        counter!(monitoring::LEASES_LOST).increment(0);
         myself.cast(KeeperMessage::Beat)?;
         let every = |seconds: u64| (seconds > 0).then(|| Duration::from_secs(seconds));
         Ok(KeeperState {
             vacuum_contacts: Chore::new(every(deps.settings.vacuum_seconds), false),
             vacuum_attempts: Chore::new(every(deps.settings.attempts_vacuum_seconds), false),
-            backlog: Chore::new(deps.backlog_every, true),
             deps,
             outage: Outage::default(),
             connected_since: None,
@@ -114,7 +115,6 @@ impl Actor for Keeper {
         state
             .vacuum_attempts
             .maybe_run(|| vacuum(pool.clone(), QueueTable::Attempts));
-        state.backlog.maybe_run(|| count_backlog(pool.clone()));
         let lease = Duration::from_secs(state.deps.settings.lease_seconds);
         let judge = may_judge(state.connected_since, Instant::now(), lease);
         match beat(&state.deps, judge).await {
@@ -138,7 +138,6 @@ impl Actor for Keeper {
     ) -> Result<(), ActorProcessingErr> {
         state.vacuum_contacts.abort();
         state.vacuum_attempts.abort();
-        state.backlog.abort();
         Ok(())
     }
 }
@@ -156,13 +155,6 @@ async fn vacuum(pool: sqlx::PgPool, table: QueueTable) {
 
 /// The gauge keeps its last value when the count fails (an outage is
 /// already reported by the heartbeat).
-async fn count_backlog(pool: sqlx::PgPool) {
-    match stats::due_backlog(&pool).await {
-        Ok(n) => gauge!(monitoring::CONTACTS_DUE).set(n as f64),
-        Err(e) => tracing::debug!(error = %e, "cannot count the due backlog"),
-    }
-}
-
 /// Whether this instance may judge others dead: only once it has itself
 /// reached the database for a whole lease since its last failure (or its
 /// start). A lease that ran out while the database could not be reached
@@ -177,6 +169,7 @@ fn may_judge(connected_since: Option<Instant>, now: Instant, lease: Duration) ->
 async fn beat(deps: &Deps, judge: bool) -> Result<(), crate::db::DbError> {
     let lease = deps.settings.lease_seconds as f64;
     if !instances::heartbeat(&deps.pool, deps.instance, lease).await? {
+        counter!(monitoring::LEASES_LOST).increment(1);
         tracing::warn!(instance = %deps.instance, "this instance's lease had expired; registered again");
     }
     if !judge {

@@ -45,7 +45,7 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub telephony: Arc<Telephony>,
     pub settings: DialerSettings,
-    /// How often the keeper recounts the due backlog for its gauge; `None`
+    /// How often the dispatcher recounts the due backlog for its gauges; `None`
     /// when metrics are not served.
     pub backlog_every: Option<Duration>,
     /// This daemon's id as a claim owner.

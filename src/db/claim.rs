@@ -651,3 +651,36 @@ async fn hand_back(
     .await?
     .rows_affected())
 }
+
+/// The backlog as the claim sees it at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Backlog {
+    /// Pending contacts whose next attempt time has passed.
+    pub due: i64,
+    /// Of those, the ones a claim could take now if limits left room:
+    /// ad-hoc contacts, and those of active campaigns inside an open gate.
+    pub callable: i64,
+}
+
+/// Counts the due backlog, and the part of it inside `gates`, in one scan.
+pub async fn backlog(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+) -> Result<Backlog, DbError> {
+    // The claim's own gate test, its parameters renumbered.
+    let gated = GATED
+        .replace("$4", "$2")
+        .replace("$5", "$3")
+        .replace("$6", "$4");
+    Ok(sqlx::query_as(&format!(
+        "SELECT count(*) AS due, count(*) FILTER (WHERE {gated}) AS callable
+           FROM contacts c WHERE c.status = 'pending' AND c.next_attempt_at <= $1"
+    ))
+    .bind(now)
+    .bind(&gates.campaigns)
+    .bind(&gates.zones)
+    .bind(&gates.first_scheduled)
+    .fetch_one(pool)
+    .await?)
+}

@@ -157,12 +157,3 @@ pub async fn outcomes(pool: &PgPool, org: Uuid) -> Result<Vec<(Outcome, i64)>, D
     .fetch_all(pool)
     .await?)
 }
-
-/// Pending contacts of every organization whose next attempt time has passed.
-pub async fn due_backlog(pool: &PgPool) -> Result<i64, DbError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM contacts WHERE status = 'pending' AND next_attempt_at <= now()",
-    )
-    .fetch_one(pool)
-    .await?)
-}

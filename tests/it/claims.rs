@@ -658,3 +658,51 @@ async fn only_the_claim_commits_without_waiting_for_disk() {
         "the claim (contacts) commits without waiting, the attempt write waits"
     );
 }
+
+#[tokio::test]
+async fn the_callable_backlog_is_the_due_contacts_the_open_gates_let_through() {
+    let db = TestDb::new().await;
+    let open = campaign(&db, "open", 4).await;
+    // Another organization's campaign whose window is shut: no gate at all.
+    campaign(&db, "shut", 3).await;
+    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+        .bind(open)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    // In the open campaign: one contact in a zone with no open gate, one
+    // not due yet. Two ad-hoc contacts due, which no window gates.
+    set_by_k(
+        &db,
+        open,
+        "timezone = CASE WHEN z.k = 1 THEN 'Asia/Tokyo' END",
+    )
+    .await;
+    set_by_k(&db, open, "next_attempt_at = CASE WHEN z.k = 2 THEN now() + interval '1 hour' ELSE next_attempt_at END").await;
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, phone_numbers, priority)
+         SELECT gen_random_uuid(), $1, ARRAY['+1415555999' || i], 1000000 FROM generate_series(1, 2) i",
+    )
+    .bind(org)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // The open campaign's gate for contacts with no zone; none for `shut`.
+    let gates = open_gates(&[(org, open)]);
+    let backlog = claim::backlog(&db.pool, Utc::now(), &gates).await.unwrap();
+    assert_eq!(backlog.due, 4 + 3 + 2 - 1);
+    assert_eq!(
+        backlog.callable,
+        2 + 2,
+        "the open campaign's zoneless due, and ad-hoc"
+    );
+    // A paused campaign's contacts are not callable, whatever the gates say.
+    exec(
+        &db,
+        "UPDATE campaigns SET status = 'paused' WHERE id = $1",
+        open,
+    )
+    .await;
+    let paused = claim::backlog(&db.pool, Utc::now(), &gates).await.unwrap();
+    assert_eq!((paused.due, paused.callable), (8, 2));
+}

@@ -90,11 +90,11 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Option<String> {
     response.text().await.ok()
 }
 
-/// Runs `promtool check metrics` on `text` when promtool is installed
-/// (always under CI).
-fn promtool(text: &str) -> Option<std::process::Output> {
+/// Runs promtool with `args`, `stdin` on its standard input, when promtool
+/// is installed (always under CI).
+fn promtool(args: &[&str], stdin: &str) -> Option<std::process::Output> {
     let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -108,7 +108,10 @@ fn promtool(text: &str) -> Option<std::process::Output> {
                 std::env::var_os("CI").is_none(),
                 "promtool is missing under CI: .ci/run installs Debian's prometheus package"
             );
-            eprintln!("promtool not installed: skipped the promtool check");
+            eprintln!(
+                "promtool not installed: skipped promtool {}",
+                args.join(" ")
+            );
             return None;
         }
         Err(e) => panic!("cannot run promtool: {e}"),
@@ -117,9 +120,107 @@ fn promtool(text: &str) -> Option<std::process::Output> {
         .stdin
         .take()
         .unwrap()
-        .write_all(text.as_bytes())
+        .write_all(stdin.as_bytes())
         .unwrap();
     Some(child.wait_with_output().unwrap())
+}
+
+/// Asserts promtool succeeded, when it ran.
+fn promtool_ok(out: Option<std::process::Output>, what: &str) {
+    if let Some(out) = out {
+        assert!(
+            out.status.success(),
+            "promtool {what} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The `dialerd_*` metric families an expression or a file names, with the
+/// histogram series suffixes taken off.
+fn families(text: &str) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("dialerd_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        found.insert(base.to_owned());
+        rest = &tail[end..];
+    }
+    found
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_use_dialerd_metrics_in_valid_promql() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).unwrap();
+    let defined = families(&read("src/monitoring.rs"));
+    assert!(defined.contains("dialerd_contacts_callable"), "{defined:?}");
+
+    // Every panel's query, and the instance variable's, names defined
+    // metrics; each one, made concrete, is PromQL promtool accepts.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&read("config/grafana/dialerd.json")).unwrap();
+    let mut exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 12, "{exprs:?}");
+    let variable = dashboard["templating"]["list"][0]["definition"]
+        .as_str()
+        .unwrap();
+    assert_eq!(variable, "label_values(dialerd_lines, instance)");
+    exprs.push("dialerd_lines".into());
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        let used = families(expr);
+        assert!(!used.is_empty(), "a panel without a dialerd metric: {expr}");
+        assert!(
+            used.is_subset(&defined),
+            "undefined metrics in {expr}: {used:?}"
+        );
+        let concrete = expr
+            .replace("$__rate_interval", "5m")
+            .replace("$__range", "1h")
+            .replace("$instance", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard_panel_{i}\n        expr: {}\n",
+            serde_json::to_string(&concrete).unwrap()
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("dialerd-dashboard-{}.yml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, &rules).unwrap();
+    let checked = promtool(&["check", "rules", file.to_str().unwrap()], "");
+    let _ = std::fs::remove_file(&file);
+    promtool_ok(checked, "check rules (the dashboard's queries)");
+
+    // The alert rules name defined metrics, are valid and pass their tests.
+    let alerts = read("config/prometheus/alerts.yml");
+    let used = families(&alerts);
+    assert!(
+        used.is_subset(&defined),
+        "undefined metrics in alerts.yml: {used:?}"
+    );
+    let dir = format!("{root}/config/prometheus");
+    promtool_ok(
+        promtool(&["check", "rules", &format!("{dir}/alerts.yml")], ""),
+        "check rules alerts.yml",
+    );
+    promtool_ok(
+        promtool(&["test", "rules", &format!("{dir}/alerts.test.yml")], ""),
+        "test rules alerts.test.yml",
+    );
 }
 
 #[tokio::test]
@@ -250,6 +351,12 @@ async fn metrics_move_during_a_demo_run_and_pass_promtool() {
         "flips noticed within a poll interval"
     );
     assert!(has(&second, "dialerd_contacts_due"));
+    assert!(has(&second, "dialerd_contacts_callable"));
+    assert_eq!(total(&second, "dialerd_leases_lost_total", &[]), 0.0);
+    assert!(
+        has(&second, "dialerd_leases_lost_total"),
+        "exposed at 0 for alerting"
+    );
     assert!(total(&second, "dialerd_db_max_connections", &[]) >= 1.0);
     assert!(has(&second, "dialerd_db_connections"));
     let requests = "dialerd_http_requests_total";
@@ -303,14 +410,7 @@ async fn metrics_move_during_a_demo_run_and_pass_promtool() {
             assert!(!unbounded, "{}{{{key}={value}}} is unbounded", sample.name);
         }
     }
-    if let Some(out) = promtool(&text) {
-        assert!(
-            out.status.success(),
-            "promtool check metrics failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    promtool_ok(promtool(&["check", "metrics"], &text), "check metrics");
 
     assert!(demo.wait_exit(Duration::from_secs(120)).await.success());
     assert_eq!(
