@@ -25,8 +25,12 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+#[path = "../tests/it/fixtures.rs"]
+mod fixtures;
 #[path = "load/tenants.rs"]
 mod tenants;
+
+use fixtures::{open_gates, with_database};
 
 const DB: &str = "dialerd_bench";
 
@@ -145,11 +149,6 @@ impl Args {
             call_ms: 0,
         }
     }
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
-    format!("{base}/{name}")
 }
 
 /// A fresh, migrated bench database.
@@ -603,16 +602,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .bind(campaign)
         .fetch_one(&pool)
         .await?;
-    let mut gates = dialerd::db::claim::OpenGates::default();
-    gates.add(
-        org,
-        campaign,
-        &[dialerd::domain::plan::Gate {
-            zone: String::new(),
-            first_scheduled: false,
-        }],
-    );
-    gates.seal();
+    let gates = open_gates(&[(org, campaign)]);
     let owner = Uuid::now_v7();
     dialerd::db::instances::register(&pool, owner, 600.0).await?;
     let (mut times, mut claim_times) = (Vec::new(), Vec::new());

@@ -107,6 +107,31 @@ async fn set_by_k(db: &TestDb, campaign: Uuid, set: &str) {
     exec(db, &sql, campaign).await;
 }
 
+/// Holds up an attempt write that includes `attempt` once it has taken
+/// its locks: an uncommitted row with that attempt's id, on which the
+/// write's insert waits until the returned transaction ends.
+async fn hold_attempt(
+    db: &TestDb,
+    owner: Uuid,
+    contact: Uuid,
+    attempt: Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
+                               phone_number, instance_id, outcome, ended_at)
+         SELECT $1, organization_id, id, campaign_id, 99, phone_numbers[1], $3, 'failed', now()
+           FROM contacts WHERE id = $2",
+    )
+    .bind(attempt)
+    .bind(contact)
+    .bind(owner)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    blocker
+}
+
 #[tokio::test]
 async fn a_claim_whose_attempts_were_never_written_goes_back_uncounted() {
     let db = TestDb::new().await;
@@ -153,19 +178,7 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     // Hold the start between locking its contacts and writing its attempts:
     // an uncommitted row with the id of one of its attempts.
     let (contact, attempt) = batch.calls[0];
-    let mut blocker = db.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
-                               phone_number, instance_id, outcome, ended_at)
-         SELECT $1, organization_id, id, campaign_id, 99, phone_numbers[1], $3, 'failed', now()
-           FROM contacts WHERE id = $2",
-    )
-    .bind(attempt)
-    .bind(contact)
-    .bind(owner)
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
+    let blocker = hold_attempt(&db, owner, contact, attempt).await;
     let pool = db.pool.clone();
     let attempts = batch.attempts;
     let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
@@ -300,19 +313,7 @@ async fn a_pause_waits_for_an_attempt_write_under_way() {
     // Hold the attempt write after it share-locked the campaign: an
     // uncommitted row with the id of one of its attempts.
     let (contact, attempt) = batch.calls[0];
-    let mut blocker = db.pool.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
-                               phone_number, instance_id, outcome, ended_at)
-         SELECT $1, organization_id, id, campaign_id, 99, phone_numbers[1], $3, 'failed', now()
-           FROM contacts WHERE id = $2",
-    )
-    .bind(attempt)
-    .bind(contact)
-    .bind(owner)
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
+    let blocker = hold_attempt(&db, owner, contact, attempt).await;
     let pool = db.pool.clone();
     let attempts = batch.attempts;
     let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });

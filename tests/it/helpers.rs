@@ -12,15 +12,13 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use crate::fixtures::open_gates;
+use crate::fixtures::with_database;
+
 /// The server the tests use: `DATABASE_URL`, or the local PostgreSQL.
 pub fn admin_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a database URL has a path");
-    format!("{base}/{name}")
 }
 
 /// A database created for one test and dropped when it ends.
@@ -331,24 +329,6 @@ pub async fn cycles_ran(engine: &dialerd::actors::Engine) {
         cycles().await >= before + 2
     })
     .await;
-}
-
-/// Gates open for contacts with no zone of their own, in each
-/// (organization, campaign) given: what the claim is allowed to take.
-pub fn open_gates(campaigns: &[(Uuid, Uuid)]) -> dialerd::db::claim::OpenGates {
-    let mut gates = dialerd::db::claim::OpenGates::default();
-    for &(org, campaign) in campaigns {
-        gates.add(
-            org,
-            campaign,
-            &[dialerd::domain::plan::Gate {
-                zone: String::new(),
-                first_scheduled: false,
-            }],
-        );
-    }
-    gates.seal();
-    gates
 }
 
 /// Waits until `n` sessions of the test database wait on a lock.
