@@ -55,7 +55,8 @@ impl Running {
         };
         let secret = (settings.telephony.backend == Backend::Http)
             .then_some(settings.telephony.http.signing_secret.as_str());
-        let app = api::app(pool, probe, limits, secret);
+        let global_limit = settings.dialer.global_concurrency_limit;
+        let app = api::app(pool, probe, limits, secret, global_limit);
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)

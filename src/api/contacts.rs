@@ -19,6 +19,7 @@ use crate::db::contacts::{
 };
 use crate::db::{attempts, configurations};
 use crate::domain::agent::AgentFields;
+use crate::domain::explain::Explanation;
 use crate::domain::phone::{Country, E164};
 use crate::domain::status::{CampaignStatus, ContactStatus};
 use crate::domain::timezone::Timezone;
@@ -299,6 +300,25 @@ pub async fn get(
     let contact = find_contact(&state, auth.org, &campaign, &key).await?;
     let mut found = with_attempts(&state, vec![contact]).await?;
     Ok(Json(found.remove(0)))
+}
+
+/// Why a contact is or is not being called: every gate the claim applies,
+/// in its order, passed or failed, with when a failed one passes again
+/// where that is known, and the verdict.
+#[utoipa::path(get, path = "/campaign/campaigns/{campaign_id}/contacts/{contact_id}/explain", tag = "contacts",
+    params(("campaign_id" = String, Path, description = "UUID, external_id or `default`"),
+           ("contact_id" = String, Path, description = "UUID or external_id")),
+    responses((status = 200, body = Explanation), (status = 404, body = ErrorBody)))]
+pub async fn explain(
+    State(state): State<AppState>,
+    auth: Auth<CampaignsRead>,
+    ApiPath((campaign, key)): ApiPath<(String, String)>,
+) -> Result<Json<Explanation>, ApiError> {
+    let contact = find_contact(&state, auth.org, &campaign, &key).await?;
+    let facts = store::explain_facts(&state.pool, auth.org, contact.id, state.global_limit)
+        .await?
+        .ok_or(ApiError::NotFound("contact"))?;
+    Ok(Json(crate::domain::explain::explain(&facts, Utc::now())))
 }
 
 /// Delete a contact and its attempts; refused (409) while a call to it is active.

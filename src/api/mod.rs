@@ -37,6 +37,8 @@ pub struct AppState {
     pub probe: Option<Probe>,
     /// The key of status callback signatures, when the backend is `http`.
     pub callback_secret: Option<std::sync::Arc<str>>,
+    /// `dialer.global_concurrency_limit`, for explanations.
+    pub global_limit: u32,
 }
 
 /// Limits the HTTP layer enforces on every request.
@@ -77,6 +79,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::stats))
         .routes(routes!(contacts::upsert, contacts::list))
         .routes(routes!(contacts::get, contacts::delete))
+        .routes(routes!(contacts::explain))
         .routes(routes!(configurations::create, configurations::list))
         .routes(routes!(
             configurations::get,
@@ -98,6 +101,7 @@ pub fn app(
     probe: Option<Probe>,
     limits: HttpLimits,
     callback_secret: Option<&str>,
+    global_limit: u32,
 ) -> Router {
     let (api, doc) = routes();
     let doc = Json(openapi::served(&doc));
@@ -122,6 +126,7 @@ pub fn app(
             pool,
             probe,
             callback_secret: callback_secret.map(Into::into),
+            global_limit,
         })
 }
 

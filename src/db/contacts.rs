@@ -9,8 +9,11 @@ use uuid::Uuid;
 
 use super::DbError;
 use crate::domain::agent::AgentFields;
+use crate::domain::explain::Facts;
 use crate::domain::phone::E164;
-use crate::domain::status::{ContactStatus, Outcome};
+use crate::domain::policy::DialingPolicy;
+use crate::domain::schedule::Schedule;
+use crate::domain::status::{CampaignStatus, ContactStatus, Outcome};
 use crate::domain::timezone::Timezone;
 
 pub use super::attempts::Attempt;
@@ -387,4 +390,82 @@ pub async fn delete(
         }
         Some(_) => Ok(()),
     })
+}
+
+#[derive(sqlx::FromRow)]
+struct FactsRow {
+    status: ContactStatus,
+    attempt_count: i32,
+    next_attempt_at: DateTime<Utc>,
+    timezone: Option<String>,
+    first_scheduled: bool,
+    phone_numbers: Vec<String>,
+    retired_numbers: Vec<i32>,
+    set_aside_reason: Option<String>,
+    campaign_status: Option<CampaignStatus>,
+    schedule: Option<Json<Schedule>>,
+    dialing_policy: Option<Json<DialingPolicy>>,
+    concurrency_limit: i32,
+    organization_active: i64,
+    global_active: i64,
+}
+
+/// What a claim looks at for contact `id` of `org`, read in one statement:
+/// the contact, its campaign and configuration, and the calls in use in
+/// its organization and in all (against `global_limit`).
+pub async fn explain_facts(
+    pool: &PgPool,
+    org: Uuid,
+    id: Uuid,
+    global_limit: u32,
+) -> Result<Option<Facts>, DbError> {
+    let row: Option<FactsRow> = sqlx::query_as(
+        "SELECT c.status, c.attempt_count, c.next_attempt_at, c.timezone,
+                c.attempt_count = 0 AND c.scheduled_at IS NOT NULL AS first_scheduled,
+                c.phone_numbers, c.retired_numbers, c.set_aside_reason,
+                k.status AS campaign_status, f.schedule, f.dialing_policy, o.concurrency_limit,
+                (SELECT count(*) FROM contacts x WHERE x.organization_id = c.organization_id
+                    AND x.status IN ('locked', 'in_progress')) AS organization_active,
+                (SELECT count(*) FROM contacts x WHERE x.status IN ('locked', 'in_progress')) AS global_active
+           FROM contacts c
+           JOIN organizations o ON o.id = c.organization_id
+           LEFT JOIN campaigns k ON k.id = c.campaign_id
+           LEFT JOIN configurations f ON f.id = k.configuration_id
+          WHERE c.id = $1 AND c.organization_id = $2",
+    )
+    .bind(id)
+    .bind(org)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| {
+        let (zone, bad_zone) = match r.timezone {
+            None => (None, None),
+            Some(name) => match name.parse::<Timezone>() {
+                Ok(zone) => (Some(zone), None),
+                Err(_) => (None, Some(name)),
+            },
+        };
+        let policy = r.dialing_policy.map(|p| p.0).unwrap_or_default();
+        Facts {
+            status: r.status,
+            attempt_count: r.attempt_count.max(0) as u32,
+            max_attempts: policy.max_attempts,
+            next_attempt_at: r.next_attempt_at,
+            campaign: r.campaign_status.zip(r.schedule.map(|s| s.0)),
+            zone,
+            bad_zone,
+            first_scheduled: r.first_scheduled,
+            phone_numbers: r.phone_numbers,
+            retired: r
+                .retired_numbers
+                .iter()
+                .map(|&i| i.max(0) as usize)
+                .collect(),
+            set_aside_reason: r.set_aside_reason,
+            organization_active: r.organization_active.max(0) as u32,
+            organization_limit: r.concurrency_limit.max(0) as u32,
+            global_active: r.global_active.max(0) as u32,
+            global_limit,
+        }
+    }))
 }

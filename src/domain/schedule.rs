@@ -107,6 +107,34 @@ impl Schedule {
             .iter()
             .any(|w| w.contains(local))
     }
+
+    /// The first moment at or after `after` when a contact in `zone` may be
+    /// called, within a week and a day; `None` when no window opens by then.
+    /// Windows start and end on whole local minutes, and every zone's
+    /// offset is whole minutes, so the minutes from `after` on are all the
+    /// moments where a window can open: [`Schedule::is_open`] decides each,
+    /// daylight-saving changes included.
+    pub fn next_open(
+        &self,
+        zone: Option<Timezone>,
+        first_scheduled: bool,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if self.is_open(zone, first_scheduled, after) {
+            return Some(after);
+        }
+        let minute = chrono::Duration::minutes(1);
+        let whole = after.timestamp().div_euclid(60) * 60;
+        let mut t = DateTime::<Utc>::from_timestamp(whole, 0)? + minute;
+        let end = after + chrono::Duration::days(8);
+        while t <= end {
+            if self.is_open(zone, first_scheduled, t) {
+                return Some(t);
+            }
+            t += minute;
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +289,26 @@ mod tests {
         assert!(s.is_open(None, false, utc(2026, 11, 1, 6, 30)));
         assert!(s.is_open(None, false, utc(2026, 11, 1, 6, 59)));
         assert!(!s.is_open(None, false, utc(2026, 11, 1, 7, 0)));
+    }
+
+    #[test]
+    fn the_next_opening_is_found_to_the_minute_across_days_and_dst() {
+        let s = new_york(r#"[{"days":["mon"],"start":"09:00","end":"10:00"}]"#);
+        // Open now: now.
+        let open = utc(2026, 11, 23, 14, 30) + chrono::Duration::seconds(17);
+        assert_eq!(s.next_open(None, false, open), Some(open));
+        // Monday 10:00 EST, just closed: next Monday 09:00 EST.
+        assert_eq!(
+            s.next_open(None, false, utc(2026, 11, 23, 15, 0)),
+            Some(utc(2026, 11, 30, 14, 0))
+        );
+        // From Saturday before the spring change to Monday 09:00 EDT (13:00 UTC).
+        assert_eq!(
+            s.next_open(None, false, utc(2026, 3, 7, 12, 0)),
+            Some(utc(2026, 3, 9, 13, 0))
+        );
+        // Nothing opens: no windows.
+        assert_eq!(schedule("{}").next_open(None, false, open), None);
     }
 
     #[test]

@@ -316,6 +316,10 @@ async fn the_openapi_document_describes_every_route() {
             "/campaign/campaigns/{campaign_id}/contacts/{contact_id}",
             &["delete", "get"],
         ),
+        (
+            "/campaign/campaigns/{campaign_id}/contacts/{contact_id}/explain",
+            &["get"],
+        ),
         ("/campaign/configurations", &["get", "post"]),
         (
             "/campaign/configurations/{configuration_id}",

@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod daemon;
 mod engine;
+mod explain;
 mod fixtures;
 mod helpers;
 mod hostile;

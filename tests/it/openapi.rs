@@ -229,6 +229,21 @@ async fn every_route_answers_as_the_openapi_document_says() {
         None,
     )
     .await;
+    let explain = "/campaign/campaigns/{campaign_id}/contacts/{contact_id}/explain";
+    c.manage(
+        M::GET,
+        explain,
+        "/campaign/campaigns/drive/contacts/ann/explain",
+        None,
+    )
+    .await;
+    c.manage(
+        M::GET,
+        explain,
+        "/campaign/campaigns/drive/contacts/nobody/explain",
+        None,
+    )
+    .await;
     c.manage(
         M::GET,
         "/campaign/campaigns/{campaign_id}/stats",
