@@ -106,7 +106,6 @@ pub enum DispatcherMessage {
     /// Claim nothing more, and answer once the last call in flight has
     /// ended (at once when none is).
     Drain(RpcReplyPort<()>),
-    /// How many calls are in flight.
     /// What it is doing, for the health probe.
     Busy(RpcReplyPort<Activity>),
 }
@@ -125,7 +124,7 @@ impl Actor for Dispatcher {
             Duration::from_millis(deps.settings.claim_interval_ms),
             || DispatcherMessage::Tick,
         );
-        let deps_backlog_every = deps.backlog_every;
+        let backlog = Chore::new(deps.backlog_every, true);
         Ok(DispatcherState {
             deps,
             recorder,
@@ -143,7 +142,7 @@ impl Actor for Dispatcher {
             outage: Outage::default(),
             drain: None,
             cycles: 0,
-            backlog: Chore::new(deps_backlog_every, true),
+            backlog,
         })
     }
 
@@ -155,12 +154,11 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMessage::Tick => {
-                let (pool, now, gates) = (
-                    state.deps.pool.clone(),
-                    state.deps.clock.now(),
-                    state.gates.clone(),
-                );
-                state.backlog.maybe_run(|| count_backlog(pool, now, gates));
+                // The gates are copied only when a recount starts.
+                let (deps, gates) = (&state.deps, &state.gates);
+                state.backlog.maybe_run(|| {
+                    count_backlog(deps.pool.clone(), deps.clock.now(), gates.clone())
+                });
                 // A cycle a freed line asked for may have run since the
                 // last tick: the next one is due an interval after it.
                 let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
