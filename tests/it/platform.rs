@@ -315,6 +315,20 @@ pub async fn callback_of(
     post_callback(api, &body, Some(signed_now(&body))).await
 }
 
+/// Waits until the daemon has stored the platform's answer naming
+/// `conversation`: a platform calls back about a call it has answered.
+async fn answered(db: &TestDb, conversation: &str) {
+    eventually(10, &format!("{conversation} stored"), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM attempts WHERE conversation_id = $1")
+            .bind(conversation)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+}
+
 async fn attempt_row(db: &TestDb, conversation: &str) -> (Option<String>, Option<String>, bool) {
     sqlx::query_as(
         "SELECT outcome::text, telephony_detail, answered_at IS NOT NULL FROM attempts WHERE conversation_id = $1",
@@ -457,6 +471,7 @@ async fn a_failed_call_reported_by_callback_is_retried_by_policy() {
     );
     // Not final for the contact: it is called again after its retry delay.
     eventually(10, "the retry", || async { platform.received().len() == 2 }).await;
+    answered(&db, "conv-1").await;
     assert_eq!(
         db.count(
             "SELECT count(*) FROM attempts a JOIN attempts b ON b.contact_id = a.contact_id
@@ -625,6 +640,7 @@ async fn a_callback_received_by_another_instance_frees_the_line_here() {
     assert_eq!(platform.received().len(), 1, "one line: one call at a time");
     assert_eq!(first.busy().await, 1);
 
+    answered(&db, "conv-0").await;
     assert_eq!(
         callback(&second, "conv-0", "completed").await.1["result"],
         "closed"
@@ -633,6 +649,7 @@ async fn a_callback_received_by_another_instance_frees_the_line_here() {
         platform.received().len() == 2
     })
     .await;
+    answered(&db, "conv-1").await;
     assert_eq!(
         callback(&second, "conv-1", "unanswered").await.1["result"],
         "closed"
