@@ -368,20 +368,15 @@ pub struct OutcomeMix {
 }
 
 impl OutcomeMix {
-    /// The weights in the order of the fields.
-    pub fn weights(&self) -> [f64; 6] {
-        [
+    pub fn validate(&self) -> Result<(), String> {
+        let weights = [
             self.no_answer,
             self.busy,
             self.voicemail,
             self.rejected,
             self.invalid_number,
             self.failed,
-        ]
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        let weights = self.weights();
+        ];
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
             return Err("weights must be finite and not negative".into());
         }

@@ -480,6 +480,7 @@ async fn claim_first_groups(
         return Ok(Vec::new());
     }
     let (orgs, ns): (Vec<Uuid>, Vec<i64>) = shares.iter().map(|&(o, n)| (o, i64::from(n))).unzip();
+    let gated = gated(4);
     sqlx::query(&format!(
         "WITH due AS (
              SELECT d.id FROM unnest($1::uuid[], $2::int8[]) AS s(org, n)
@@ -494,7 +495,7 @@ async fn claim_first_groups(
                        WHERE c.organization_id = s.org AND c.status = 'pending'
                          AND c.next_attempt_at BETWEEN g.group_first_due AND $3
                          AND c.priority = g.group_priority AND (c.attempt_count > 0) = g.group_retry
-                         AND {GATED}
+                         AND {gated}
                        ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
                        LIMIT s.n
                          FOR UPDATE OF c SKIP LOCKED) d
@@ -515,11 +516,18 @@ async fn claim_first_groups(
 }
 
 /// The gates a claimed contact passes: ad hoc, or its campaign's (zone,
-/// first scheduled) gate is open (`$4`, `$5`, `$6`) and its campaign active.
-const GATED: &str = "(c.campaign_id IS NULL
+/// first scheduled) gate is open and its campaign active. The open gates
+/// are the statement's parameters `$first` to `$first + 2`, column by
+/// column as [`OpenGates`] holds them.
+fn gated(first: u8) -> String {
+    let (campaigns, zones, scheduled) = (first, first + 1, first + 2);
+    format!(
+        "(c.campaign_id IS NULL
       OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
-            IN (SELECT * FROM unnest($4::uuid[], $5::text[], $6::bool[]))
-          AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active')))";
+            IN (SELECT * FROM unnest(${campaigns}::uuid[], ${zones}::text[], ${scheduled}::bool[]))
+          AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active')))"
+    )
+}
 /// A claimed contact: in progress, its attempt counted, owned by `$7`.
 const CLAIMED: &str =
     "status = 'in_progress', attempt_count = c.attempt_count + 1, owner_instance = $7,
@@ -561,12 +569,13 @@ async fn claim_in_group(
     // "= (SELECT $9)", not "= $9": compared with a constant, the planner
     // rewrites the retry test to "attempt_count <= 0", which no longer
     // matches contacts_due's column, and the due time stops bounding the scan.
+    let gated = gated(4);
     sqlx::query(&format!(
         "WITH due AS (
              SELECT c.id FROM contacts c
               WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at BETWEEN $10 AND $2
                 AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
-                AND {GATED}
+                AND {gated}
               ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
               LIMIT $3
                 FOR UPDATE OF c SKIP LOCKED)
@@ -668,11 +677,8 @@ pub async fn backlog(
     now: DateTime<Utc>,
     gates: &OpenGates,
 ) -> Result<Backlog, DbError> {
-    // The claim's own gate test, its parameters renumbered.
-    let gated = GATED
-        .replace("$4", "$2")
-        .replace("$5", "$3")
-        .replace("$6", "$4");
+    // The claim's own gate test.
+    let gated = gated(2);
     Ok(sqlx::query_as(&format!(
         "SELECT count(*) AS due, count(*) FILTER (WHERE {gated}) AS callable
            FROM contacts c WHERE c.status = 'pending' AND c.next_attempt_at <= $1"

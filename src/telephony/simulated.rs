@@ -53,19 +53,16 @@ impl Simulated {
     }
 }
 
-/// The outcomes of unanswered calls, in the order of `OutcomeMix::weights`.
-const UNANSWERED: [Outcome; 6] = [
-    Outcome::NoAnswer,
-    Outcome::Busy,
-    Outcome::Voicemail,
-    Outcome::Rejected,
-    Outcome::InvalidNumber,
-    Outcome::Failed,
-];
-
 fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
-    let weights = UNANSWERED.into_iter().zip(mix.weights());
-    let total: f64 = mix.weights().iter().sum();
+    let weights = [
+        (Outcome::NoAnswer, mix.no_answer),
+        (Outcome::Busy, mix.busy),
+        (Outcome::Voicemail, mix.voicemail),
+        (Outcome::Rejected, mix.rejected),
+        (Outcome::InvalidNumber, mix.invalid_number),
+        (Outcome::Failed, mix.failed),
+    ];
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
     let mut x = rng.random::<f64>() * total;
     for (outcome, w) in weights {
         if x < w {

@@ -107,15 +107,19 @@ async fn set_by_k(db: &TestDb, campaign: Uuid, set: &str) {
     exec(db, &sql, campaign).await;
 }
 
-/// Holds up an attempt write that includes `attempt` once it has taken
-/// its locks: an uncommitted row with that attempt's id, on which the
-/// write's insert waits until the returned transaction ends.
-async fn hold_attempt(
+/// Starts writing the attempts of `batch` and holds the write up once it
+/// has taken its locks: an uncommitted row with the id of its first
+/// attempt, on which its insert waits until the returned transaction ends.
+/// Returns once the write waits.
+async fn held_start(
     db: &TestDb,
     owner: Uuid,
-    contact: Uuid,
-    attempt: Uuid,
-) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    batch: Batch<(Uuid, Uuid)>,
+) -> (
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    tokio::task::JoinHandle<Result<Vec<Uuid>, dialerd::db::claim::ClaimFailed>>,
+) {
+    let (contact, attempt) = batch.calls[0];
     let mut blocker = db.pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO attempts (id, organization_id, contact_id, campaign_id, attempt_number,
@@ -129,7 +133,11 @@ async fn hold_attempt(
     .execute(&mut *blocker)
     .await
     .unwrap();
-    blocker
+    let pool = db.pool.clone();
+    let attempts = batch.attempts;
+    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
+    lock_waits(db, 1).await;
+    (blocker, start)
 }
 
 #[tokio::test]
@@ -175,14 +183,9 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
     let owner = Uuid::now_v7();
     let batch = claim(&db, owner, campaign, 3).await;
 
-    // Hold the start between locking its contacts and writing its attempts:
-    // an uncommitted row with the id of one of its attempts.
-    let (contact, attempt) = batch.calls[0];
-    let blocker = hold_attempt(&db, owner, contact, attempt).await;
-    let pool = db.pool.clone();
-    let attempts = batch.attempts;
-    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
-    lock_waits(&db, 1).await;
+    // Hold the start between locking its contacts and writing its attempts.
+    let claimed: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
+    let (blocker, start) = held_start(&db, owner, batch).await;
     // Recovery sees claims with no attempt yet, and must wait for the start.
     let pool = db.pool.clone();
     let recovery =
@@ -194,7 +197,7 @@ async fn handing_back_waits_for_attempts_being_written_and_leaves_their_calls_al
 
     let mut started = start.await.unwrap().unwrap();
     started.sort();
-    let mut claimed: Vec<Uuid> = batch.calls.iter().map(|(c, _)| *c).collect();
+    let mut claimed = claimed;
     claimed.sort();
     assert_eq!(started, claimed, "every call may be placed");
     let done = recovery.await.unwrap();
@@ -306,18 +309,13 @@ async fn an_attempt_write_waits_for_a_pause_being_committed_and_then_writes_noth
 #[tokio::test]
 async fn a_pause_waits_for_an_attempt_write_under_way() {
     let db = TestDb::new().await;
-    let campaign = campaign(&db, "writing", 3).await;
+    // Four contacts, three claimed: the fourth shows the pause took effect.
+    let campaign = campaign(&db, "writing", 4).await;
     let owner = Uuid::now_v7();
     let batch = claim(&db, owner, campaign, 3).await;
 
-    // Hold the attempt write after it share-locked the campaign: an
-    // uncommitted row with the id of one of its attempts.
-    let (contact, attempt) = batch.calls[0];
-    let blocker = hold_attempt(&db, owner, contact, attempt).await;
-    let pool = db.pool.clone();
-    let attempts = batch.attempts;
-    let start = tokio::spawn(async move { attempts::start(&pool, owner, &attempts).await });
-    lock_waits(&db, 1).await;
+    // Hold the attempt write after it share-locked the campaign.
+    let (blocker, start) = held_start(&db, owner, batch).await;
     let pool = db.pool.clone();
     let pause = tokio::spawn(async move {
         sqlx::query("UPDATE campaigns SET status = 'paused' WHERE id = $1")
@@ -343,7 +341,8 @@ async fn a_pause_waits_for_an_attempt_write_under_way() {
             .await,
         1
     );
-    // The attempts committed before the pause: a later write sees it.
+    // The pause committed once the write had: the contact left waiting is
+    // claimed by nobody now.
     let again = claim(&db, Uuid::now_v7(), campaign, 3).await;
     assert!(again.calls.is_empty(), "a claim after the pause");
 }

@@ -17,13 +17,13 @@ pub fn free_port() -> u16 {
 }
 
 /// One parsed sample line: name, labels, value.
-struct Sample {
+pub struct Sample {
     name: String,
     labels: Vec<(String, String)>,
     value: f64,
 }
 
-fn parse(text: &str) -> Vec<Sample> {
+pub fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|line| {
@@ -53,7 +53,7 @@ fn parse(text: &str) -> Vec<Sample> {
 }
 
 /// The sum of the samples of `name` that carry every label of `with`.
-fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+pub fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| s.name == name)
