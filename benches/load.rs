@@ -9,6 +9,7 @@
 //! cargo bench --bench load -- claim [--contacts 1000000]
 //! cargo bench --bench load -- seed [--contacts 200000]   # for benches/pgbench.sh
 //! cargo bench --bench load -- tenants [--orgs 10000] [--contacts 100000] [--lines 200] [--call-ms 200]
+//! cargo bench --bench load -- import [--rows 1000000] [--lines 200] [--call-ms 200]
 //! ```
 //!
 //! `--url` (or `DATABASE_URL`) names the server; the default is the local
@@ -27,6 +28,8 @@ use uuid::Uuid;
 
 #[path = "../tests/it/fixtures.rs"]
 mod fixtures;
+#[path = "load/import.rs"]
+mod import;
 #[path = "load/tenants.rs"]
 mod tenants;
 
@@ -94,6 +97,16 @@ enum Run {
     Claim {
         #[arg(long, default_value_t = 1_000_000)]
         contacts: u32,
+    },
+    /// A CSV import with the engine idle, then while it dials.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u32,
+        #[arg(long, default_value_t = 200)]
+        lines: u32,
+        /// The length of every call dialed meanwhile.
+        #[arg(long, default_value_t = 200)]
+        call_ms: u64,
     },
     /// Seeds the bench database for benches/pgbench.sh.
     Seed {
@@ -735,6 +748,19 @@ async fn main() -> anyhow::Result<()> {
                 call_ms,
                 warmup,
                 seconds,
+                ..base
+            })
+            .await
+        }
+        Run::Import {
+            rows,
+            lines,
+            call_ms,
+        } => {
+            import::run(&Args {
+                contacts: rows,
+                lines,
+                call_ms,
                 ..base
             })
             .await

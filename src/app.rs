@@ -35,6 +35,7 @@ pub async fn database(settings: &Settings) -> Result<PgPool, db::DbError> {
 pub struct Running {
     pub http_addr: SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    imports: api::imports::Imports,
 }
 
 impl Running {
@@ -56,19 +57,28 @@ impl Running {
         let secret = (settings.telephony.backend == Backend::Http)
             .then_some(settings.telephony.http.signing_secret.as_str());
         let global_limit = settings.dialer.global_concurrency_limit;
-        let app = api::app(pool, probe, limits, secret, global_limit);
+        let imports =
+            api::imports::Imports::new(settings.http.max_import_bytes, limits.request_timeout);
+        let app = api::app(pool, probe, limits, secret, global_limit, imports.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)
                 .await
         });
         tracing::info!(%http_addr, "HTTP API listening");
-        Ok(Running { http_addr, task })
+        Ok(Running {
+            http_addr,
+            task,
+            imports,
+        })
     }
 
-    /// Waits until the server has stopped.
+    /// Waits until the server has stopped, then stops the imports it
+    /// started (each records that it was interrupted, and what it loaded).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("HTTP server task failed")??;
+        let served = self.task.await.context("HTTP server task failed");
+        self.imports.stop().await;
+        served??;
         Ok(())
     }
 }

@@ -22,6 +22,8 @@ pub enum Command {
     Migrate,
     /// Run the main job end to end on the local database with simulated calls.
     Demo(crate::demo::DemoArgs),
+    /// Load a CSV file of contacts into a campaign, with a progress bar.
+    Import(crate::import::command::ImportArgs),
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),

@@ -44,6 +44,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => app::serve(settings).await,
         Command::Demo(args) => demo::run(settings, args).await,
+        Command::Import(args) => {
+            let pool = app::database(&settings).await?;
+            dialerd::import::command::run(&pool, args).await
+        }
         Command::Migrate => {
             app::database(&settings).await?;
             println!(

@@ -44,6 +44,7 @@ pub const PLATFORM_REQUESTS: &str = "dialerd_platform_requests_total";
 pub const CALLBACKS: &str = "dialerd_callbacks_total";
 pub const HTTP_REQUESTS: &str = "dialerd_http_requests_total";
 pub const HTTP_DURATION: &str = "dialerd_http_request_duration_seconds";
+pub const IMPORT_ROWS: &str = "dialerd_import_rows_total";
 
 /// Short database round trips: claims, status reads.
 const DB_BUCKETS: &[f64] = &[
@@ -104,6 +105,11 @@ fn describe() {
         CONTACTS_SET_ASIDE,
         Unit::Count,
         "Contacts set aside by a claim because they cannot be dialed as stored (no usable number, a row that does not decode)."
+    );
+    describe_counter!(
+        IMPORT_ROWS,
+        Unit::Count,
+        "CSV rows of bulk imports committed, by result: created, updated or refused."
     );
     describe_counter!(
         CALLS_PLACED,

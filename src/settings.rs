@@ -73,6 +73,8 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
+    /// Largest CSV body `POST .../imports` accepts (spooled to a file).
+    pub max_import_bytes: u64,
     pub request_timeout_seconds: u64,
 }
 
@@ -198,6 +200,12 @@ impl Settings {
             self.http.max_body_bytes,
             1024,
             256 << 20,
+        )?;
+        check(
+            "http.max_import_bytes",
+            self.http.max_import_bytes,
+            1024,
+            64 << 30,
         )?;
         check(
             "http.request_timeout_seconds",

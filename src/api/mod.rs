@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod imports;
 pub mod openapi;
 pub mod organization;
 mod patch;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub callback_secret: Option<std::sync::Arc<str>>,
     /// `dialer.global_concurrency_limit`, for explanations.
     pub global_limit: u32,
+    /// Bulk imports running in this process.
+    pub imports: imports::Imports,
 }
 
 /// Limits the HTTP layer enforces on every request.
@@ -80,6 +83,9 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(contacts::upsert, contacts::list))
         .routes(routes!(contacts::get, contacts::delete))
         .routes(routes!(contacts::explain))
+        .routes(routes!(imports::create, imports::list))
+        .routes(routes!(imports::get))
+        .routes(routes!(imports::errors))
         .routes(routes!(configurations::create, configurations::list))
         .routes(routes!(
             configurations::get,
@@ -102,6 +108,7 @@ pub fn app(
     limits: HttpLimits,
     callback_secret: Option<&str>,
     global_limit: u32,
+    imports: imports::Imports,
 ) -> Router {
     let (api, doc) = routes();
     let doc = Json(openapi::served(&doc));
@@ -127,6 +134,7 @@ pub fn app(
             probe,
             callback_secret: callback_secret.map(Into::into),
             global_limit,
+            imports,
         })
 }
 
@@ -157,8 +165,17 @@ async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
-/// Answers 503 when a request runs past its deadline.
+/// Answers 503 when a request runs past its deadline; an import's upload
+/// is bounded by its idle time instead (see `imports::spool`).
 async fn deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let upload = req.method() == Method::POST
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == imports::UPLOAD_ROUTE);
+    if upload {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Rejected {

@@ -84,6 +84,7 @@ impl Scope {
 }
 
 /// A validated contact from an upsert request.
+#[derive(Debug)]
 pub struct NewContact {
     pub id: Option<Uuid>,
     pub external_id: Option<String>,
@@ -110,11 +111,11 @@ pub struct Refused {
 }
 
 // The columns an upsert writes, and how an update rewrites an existing row.
-const WRITE_COLUMNS: &str =
+pub(super) const WRITE_COLUMNS: &str =
     "phone_numbers, data, timezone, scheduled_at, agent_id, agent_version, \
      agent_number, agent_config, initial_context";
 /// How an upsert rewrites an existing row `c` from the new values in `{new}`.
-fn rewrite(new: &str) -> String {
+pub(super) fn rewrite(new: &str) -> String {
     format!(
         "retired_numbers = CASE WHEN c.phone_numbers = {new}.phone_numbers THEN c.retired_numbers ELSE '{{}}' END,
          next_number_index = CASE WHEN c.phone_numbers = {new}.phone_numbers THEN c.next_number_index ELSE 0 END,

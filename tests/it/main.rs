@@ -12,6 +12,7 @@ mod explain;
 mod fixtures;
 mod helpers;
 mod hostile;
+mod imports;
 mod leases;
 mod metrics;
 mod openapi;
