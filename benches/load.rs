@@ -617,7 +617,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .await?;
     let gates = open_gates(&[(org, campaign)]);
     let owner = Uuid::now_v7();
-    dialerd::db::instances::register(&pool, owner, 600.0).await?;
+    dialerd::db::instances::register(&pool, owner, 600.0, 1).await?;
     let (mut times, mut claim_times) = (Vec::new(), Vec::new());
     for round in 0..220 {
         let began = Instant::now();

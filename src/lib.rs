@@ -16,3 +16,4 @@ pub mod shutdown;
 pub mod systemd;
 pub mod telemetry;
 pub mod telephony;
+pub mod ui;

@@ -168,7 +168,7 @@ fn may_judge(connected_since: Option<Instant>, now: Instant, lease: Duration) ->
 /// lease ran out (by the database's clock).
 async fn beat(deps: &Deps, judge: bool) -> Result<(), crate::db::DbError> {
     let lease = deps.settings.lease_seconds as f64;
-    if !instances::heartbeat(&deps.pool, deps.instance, lease).await? {
+    if !instances::heartbeat(&deps.pool, deps.instance, lease, deps.settings.lines).await? {
         counter!(monitoring::LEASES_LOST).increment(1);
         tracing::warn!(instance = %deps.instance, "this instance's lease had expired; registered again");
     }

@@ -121,7 +121,7 @@ impl Engine {
     /// Registers this instance and starts the supervision tree.
     pub async fn start(deps: Deps) -> anyhow::Result<Engine> {
         let lease = deps.settings.lease_seconds as f64;
-        db::instances::register(&deps.pool, deps.instance, lease).await?;
+        db::instances::register(&deps.pool, deps.instance, lease, deps.settings.lines).await?;
         let instance = deps.instance;
         let (supervisor, handle) = Actor::spawn(None, Supervisor, deps).await?;
         tracing::info!(%instance, "dialing engine started");

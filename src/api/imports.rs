@@ -3,7 +3,6 @@
 //! status and error report are read back by id.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -67,7 +66,7 @@ pub struct ImportList {
     pub imports: Vec<Import>,
 }
 
-/// Removes a spooled upload when dropped.
+/// Removes a spooled upload's name when dropped.
 struct Spooled(PathBuf);
 
 impl Drop for Spooled {
@@ -180,6 +179,9 @@ pub async fn create(
         .await
         .map_err(|_| ApiError::invalid("body", "cannot be read"))?
         .map_err(|e| ApiError::invalid("body", e))?;
+    // The open file is read to its end; its name goes now, so a crash
+    // leaves nothing behind on disk.
+    drop(spooled);
     let new = NewImport {
         id,
         org: auth.org,
@@ -196,7 +198,7 @@ pub async fn create(
         country,
         all_or_nothing,
     };
-    spawn(&state, job, source, spooled);
+    spawn(&state, job, source);
     let import = store::get(&state.pool, auth.org, id)
         .await?
         .ok_or(ApiError::NotFound("import"))?;
@@ -209,16 +211,10 @@ pub async fn create(
         .into_response())
 }
 
-/// Runs the import in the background; the spooled file goes when it ends.
-fn spawn(
-    state: &AppState,
-    job: Job,
-    source: Source<std::io::BufReader<std::fs::File>>,
-    spooled: Spooled,
-) {
+/// Runs the import in the background.
+fn spawn(state: &AppState, job: Job, source: Source<std::io::BufReader<std::fs::File>>) {
     let pool = state.pool.clone();
     let cancel = state.imports.cancel.clone();
-    let spooled = Arc::new(spooled);
     state.imports.tracker.spawn(async move {
         let outcome = crate::import::run(&pool, &job, source, &cancel, |_| {}).await;
         match outcome {
@@ -232,7 +228,6 @@ fn spawn(
             ),
             Err(e) => tracing::error!(import = %job.id, error = %e, "import failed"),
         }
-        drop(spooled);
     });
 }
 

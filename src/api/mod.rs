@@ -112,7 +112,8 @@ pub fn app(
 ) -> Router {
     let (api, doc) = routes();
     let doc = Json(openapi::served(&doc));
-    api.route("/openapi.json", get(move || async move { doc }))
+    api.merge(crate::ui::routes())
+        .route("/openapi.json", get(move || async move { doc }))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .fallback(|| async { ApiError::NotFound("route") })

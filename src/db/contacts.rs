@@ -53,7 +53,8 @@ pub struct ContactWithAttempts {
     pub attempts: Vec<Attempt>,
 }
 
-const COLUMNS: &str = "id, campaign_id, external_id, phone_numbers, data, timezone, scheduled_at, \
+pub(super) const COLUMNS: &str =
+    "id, campaign_id, external_id, phone_numbers, data, timezone, scheduled_at, \
      agent_id, agent_version, agent_number, agent_config, initial_context, status, attempt_count, \
      next_attempt_at, last_outcome, set_aside_reason, created_at, updated_at";
 

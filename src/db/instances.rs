@@ -6,17 +6,24 @@ use uuid::Uuid;
 
 use super::DbError;
 
-/// Registers this process as a claiming instance with a lease of `lease_seconds`.
-pub async fn register(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<(), DbError> {
+/// Registers this process as a claiming instance of `lines` lines with a
+/// lease of `lease_seconds`.
+pub async fn register(
+    pool: &PgPool,
+    id: Uuid,
+    lease_seconds: f64,
+    lines: u32,
+) -> Result<(), DbError> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     sqlx::query(
-        "INSERT INTO dialer_instances (id, hostname, pid, lease_expires_at)
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        "INSERT INTO dialer_instances (id, hostname, pid, lease_expires_at, lines)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)",
     )
     .bind(id)
     .bind(host.trim())
     .bind(std::process::id() as i32)
     .bind(lease_seconds)
+    .bind(lines as i32)
     .execute(pool)
     .await?;
     Ok(())
@@ -24,7 +31,12 @@ pub async fn register(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<(),
 
 /// Renews the lease. Returns false when the row is gone: another instance
 /// declared this one dead and recovered its claims; it is registered again.
-pub async fn heartbeat(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bool, DbError> {
+pub async fn heartbeat(
+    pool: &PgPool,
+    id: Uuid,
+    lease_seconds: f64,
+    lines: u32,
+) -> Result<bool, DbError> {
     let renewed = sqlx::query(
         "UPDATE dialer_instances SET heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => $2)
           WHERE id = $1",
@@ -36,7 +48,7 @@ pub async fn heartbeat(pool: &PgPool, id: Uuid, lease_seconds: f64) -> Result<bo
     .rows_affected()
         == 1;
     if !renewed {
-        register(pool, id, lease_seconds).await?;
+        register(pool, id, lease_seconds, lines).await?;
     }
     Ok(renewed)
 }

@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod claim;
 pub mod configurations;
 pub mod contacts;
+pub mod dashboard;
 pub mod imports;
 pub mod instances;
 pub mod notify;

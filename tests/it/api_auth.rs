@@ -320,6 +320,18 @@ async fn the_openapi_document_describes_every_route() {
             "/campaign/campaigns/{campaign_id}/contacts/{contact_id}/explain",
             &["get"],
         ),
+        (
+            "/campaign/campaigns/{campaign_id}/imports",
+            &["get", "post"],
+        ),
+        (
+            "/campaign/campaigns/{campaign_id}/imports/{import_id}",
+            &["get"],
+        ),
+        (
+            "/campaign/campaigns/{campaign_id}/imports/{import_id}/errors",
+            &["get"],
+        ),
         ("/campaign/configurations", &["get", "post"]),
         (
             "/campaign/configurations/{configuration_id}",

@@ -7,6 +7,7 @@ mod api_contacts;
 mod claims;
 mod cli;
 mod daemon;
+mod dashboard;
 mod engine;
 mod explain;
 mod fixtures;

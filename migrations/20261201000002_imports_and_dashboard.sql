@@ -41,3 +41,6 @@ CREATE TABLE import_errors (
     reason      text NOT NULL,
     PRIMARY KEY (import_id, line)
 );
+
+-- Lines of each daemon, for the dashboard's lines page.
+ALTER TABLE dialer_instances ADD COLUMN lines integer NOT NULL DEFAULT 0;
