@@ -10,6 +10,7 @@
 //! cargo bench --bench load -- seed [--contacts 200000]   # for benches/pgbench.sh
 //! cargo bench --bench load -- tenants [--orgs 10000] [--contacts 100000] [--lines 200] [--call-ms 200]
 //! cargo bench --bench load -- import [--rows 1000000] [--lines 200] [--call-ms 200]
+//! cargo bench --bench load -- dnc [--numbers 10000000] [--contacts 400000] [--lines 4000] [--seconds 15]
 //! ```
 //!
 //! `--url` (or `DATABASE_URL`) names the server; the default is the local
@@ -26,6 +27,8 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+#[path = "load/dnc.rs"]
+mod dnc;
 #[path = "../tests/it/fixtures.rs"]
 mod fixtures;
 #[path = "load/import.rs"]
@@ -108,6 +111,17 @@ enum Run {
         #[arg(long, default_value_t = 200)]
         call_ms: u64,
     },
+    /// Do-not-call: load a registry-sized list, claim cost and throughput with it.
+    Dnc {
+        #[arg(long, default_value_t = 10_000_000)]
+        numbers: u32,
+        #[arg(long, default_value_t = 400_000)]
+        contacts: u32,
+        #[arg(long, default_value_t = 4000)]
+        lines: u32,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+    },
     /// Seeds the bench database for benches/pgbench.sh.
     Seed {
         #[arg(long, default_value_t = 200_000)]
@@ -145,6 +159,7 @@ struct Args {
     rate: u32,
     orgs: u32,
     call_ms: u64,
+    numbers: u32,
 }
 
 impl Args {
@@ -160,6 +175,7 @@ impl Args {
             rate: 0,
             orgs: 0,
             call_ms: 0,
+            numbers: 0,
         }
     }
 }
@@ -761,6 +777,21 @@ async fn main() -> anyhow::Result<()> {
                 contacts: rows,
                 lines,
                 call_ms,
+                ..base
+            })
+            .await
+        }
+        Run::Dnc {
+            numbers,
+            contacts,
+            lines,
+            seconds,
+        } => {
+            dnc::run(&Args {
+                numbers,
+                contacts,
+                lines,
+                seconds,
                 ..base
             })
             .await

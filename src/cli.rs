@@ -24,6 +24,9 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Load a CSV file of contacts into a campaign, with a progress bar.
     Import(crate::import::command::ImportArgs),
+    /// Do-not-call lists.
+    #[command(subcommand)]
+    Dnc(DncCommand),
     /// Manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
@@ -56,4 +59,10 @@ pub enum TokenCommand {
         #[arg(long)]
         scopes: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DncCommand {
+    /// Load a file of numbers into a do-not-call list (made when missing).
+    Load(crate::import::dnc::DncLoadArgs),
 }

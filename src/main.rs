@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use dialerd::cli::{Cli, Command, OrgCommand, TokenCommand};
+use dialerd::cli::{Cli, Command, DncCommand, OrgCommand, TokenCommand};
 use dialerd::settings::Settings;
 use dialerd::{admin, app, db, demo, telemetry};
 
@@ -47,6 +47,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Import(args) => {
             let pool = app::database(&settings).await?;
             dialerd::import::command::run(&pool, args).await
+        }
+        Command::Dnc(DncCommand::Load(args)) => {
+            let pool = app::database(&settings).await?;
+            dialerd::import::dnc::run(&pool, args).await
         }
         Command::Migrate => {
             app::database(&settings).await?;

@@ -447,14 +447,24 @@ fn call_for(
         .iter()
         .map(|&i| i.max(0) as usize)
         .collect();
+    let suppressed: Vec<usize> = c.suppressed.iter().map(|&i| i.max(0) as usize).collect();
     let count = c.phone_numbers.len();
     let start = (c.next_number_index.max(0) as usize) % count.max(1);
-    let index = (0..count).map(|k| (start + k) % count).find_map(|i| {
-        let number = E164::from_stored(c.phone_numbers[i].clone());
-        number.filter(|_| !retired.contains(&i)).map(|n| (i, n))
-    });
+    let usable = |i: &usize| !retired.contains(i) && !suppressed.contains(i);
+    let index = (0..count)
+        .map(|k| (start + k) % count)
+        .filter(usable)
+        .find_map(|i| E164::from_stored(c.phone_numbers[i].clone()).map(|n| (i, n)));
     let Some((index, number)) = index else {
-        return Err(NoCall::SetAside("no usable phone number".into()));
+        return Err(NoCall::SetAside(if suppressed.is_empty() {
+            "no usable phone number".into()
+        } else {
+            format!(
+                "{}: {} of its {count} numbers on a do-not-call list, none other usable",
+                crate::domain::status::SUPPRESSED,
+                suppressed.len()
+            )
+        }));
     };
     let call = Call {
         request: CallRequest {

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod campaigns;
 pub mod configurations;
 pub mod contacts;
+pub mod dnc;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -86,6 +87,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::create, imports::list))
         .routes(routes!(imports::get))
         .routes(routes!(imports::errors))
+        .routes(routes!(dnc::create, dnc::list))
+        .routes(routes!(dnc::get, dnc::delete))
+        .routes(routes!(dnc::add))
+        .routes(routes!(dnc::remove))
+        .routes(routes!(dnc::lookup))
         .routes(routes!(configurations::create, configurations::list))
         .routes(routes!(
             configurations::get,

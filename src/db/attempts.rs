@@ -81,6 +81,7 @@ pub struct Attempts {
     organizations: Vec<Uuid>,
     campaigns: Vec<Option<Uuid>>,
     numbers: Vec<i32>,
+    epochs: Vec<i32>,
     phones: Vec<String>,
     agent_ids: Vec<Option<String>>,
     agent_versions: Vec<Option<String>>,
@@ -96,6 +97,7 @@ impl Attempts {
         org: Uuid,
         campaign: Option<Uuid>,
         number: i32,
+        dnc_epoch: i32,
         a: NewAttempt,
     ) {
         self.ids.push(a.attempt_id);
@@ -103,6 +105,7 @@ impl Attempts {
         self.organizations.push(org);
         self.campaigns.push(campaign);
         self.numbers.push(number);
+        self.epochs.push(dnc_epoch);
         self.phones.push(a.phone_number);
         self.agent_ids.push(a.agent.agent_id);
         self.agent_versions.push(a.agent.agent_version);
@@ -117,14 +120,16 @@ impl Attempts {
     /// contacts. `created_at` is the moment of writing, just before the
     /// calls are placed. The campaigns are share-locked too, so a pause
     /// either waits for these attempts or is seen by them: no attempt is
-    /// written after a pause commits.
+    /// written after a pause commits. A contact whose `dnc_epoch` moved
+    /// since its claim (a do-not-call change listed one of its numbers)
+    /// gets no attempt either, nor does one whose number is listed now.
     async fn insert(&self, pool: &PgPool, owner: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
         sqlx::query_scalar(
             "WITH live AS (
                  SELECT k.id FROM campaigns k WHERE k.id = ANY($4) AND k.status = 'active'
                     FOR SHARE),
              mine AS (
-                 SELECT c.id, c.attempt_count FROM contacts c
+                 SELECT c.id, c.attempt_count, c.dnc_epoch FROM contacts c
                   WHERE c.id = ANY($2) AND c.status = 'in_progress' AND c.owner_instance = $12
                     AND (c.campaign_id IS NULL OR c.campaign_id IN (SELECT id FROM live))
                     FOR SHARE OF c)
@@ -136,9 +141,11 @@ impl Attempts {
                     $12, clock_timestamp()
                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[],
                            $8::text[], $9::text[], $10::text[], $11::text[])
+                 WITH ORDINALITY
                  AS a(id, contact_id, organization_id, campaign_id, attempt_number, phone, agent_id,
-                      agent_version, agent_number, agent_config, initial_context)
+                      agent_version, agent_number, agent_config, initial_context, ord)
                JOIN mine ON mine.id = a.contact_id AND mine.attempt_count = a.attempt_number
+                        AND mine.dnc_epoch = ($13::int[])[a.ord]
           RETURNING contact_id",
         )
         .bind(&self.ids)
@@ -153,6 +160,7 @@ impl Attempts {
         .bind(&self.agent_configs)
         .bind(&self.initial_contexts)
         .bind(owner)
+        .bind(&self.epochs)
         .fetch_all(pool)
         .await
     }

@@ -18,7 +18,7 @@ use crate::domain::plan::Gate;
 use crate::domain::slots::{allocate, fair_rooms, Claimant, Load};
 
 /// Serializes claim cycles of every instance, so counted limits hold.
-const CLAIM_LOCK: i64 = 0x6469_616c_6572;
+pub const CLAIM_LOCK: i64 = 0x6469_616c_6572;
 
 /// The open gates of every running campaign, flattened for the claim, and
 /// the organizations that have any.
@@ -57,6 +57,10 @@ pub struct Claimed {
     pub campaign_id: Option<Uuid>,
     pub phone_numbers: Vec<String>,
     pub retired_numbers: Vec<i32>,
+    /// Indexes of its numbers on a do-not-call list that applies to it.
+    pub suppressed: Vec<i32>,
+    /// What its attempt's write compares (see `dnc_epoch` in the schema).
+    pub dnc_epoch: i32,
     pub next_number_index: i32,
     /// Attempts made, the one being claimed for included.
     pub attempt_count: i32,
@@ -292,11 +296,17 @@ pub async fn claim<T>(
     let mut not_now = Vec::new();
     let mut set_aside = taken.undecodable;
     for c in claimed {
-        let (id, org, campaign, number) = (c.id, c.organization_id, c.campaign_id, c.attempt_count);
+        let (id, org, campaign, number, epoch) = (
+            c.id,
+            c.organization_id,
+            c.campaign_id,
+            c.attempt_count,
+            c.dnc_epoch,
+        );
         match prepare(c) {
             Ok((call, a)) => {
                 calls.push(call);
-                attempts.push(id, org, campaign, number, a);
+                attempts.push(id, org, campaign, number, epoch, a);
             }
             Err(NoCall::NotNow) => not_now.push(id),
             Err(NoCall::SetAside(reason)) => set_aside.push((id, reason)),
@@ -533,9 +543,13 @@ const CLAIMED: &str =
     "status = 'in_progress', attempt_count = c.attempt_count + 1, owner_instance = $7,
                 claimed_at = now(), updated_at = now()";
 /// What a claim returns of each contact ([`Claimed`]).
+/// `suppressed` reads the do-not-call lists as this statement sees them:
+/// after every list change that committed before the claim lock was taken
+/// (a change takes the same lock; see `db::dnc`).
 const RETURNED: &str = "c.id, c.organization_id, c.campaign_id, c.phone_numbers, c.retired_numbers,
                  c.next_number_index, c.attempt_count, c.next_attempt_at, c.data, c.agent_id,
-                 c.agent_version, c.agent_number, c.agent_config, c.initial_context";
+                 c.agent_version, c.agent_number, c.agent_config, c.initial_context,
+                 dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.dnc_epoch";
 
 /// `org`'s first (priority, retry) group after `after` (from the top when
 /// `None`) with a contact due by `now`, by `next_due_group`.

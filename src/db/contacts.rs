@@ -403,6 +403,7 @@ struct FactsRow {
     first_scheduled: bool,
     phone_numbers: Vec<String>,
     retired_numbers: Vec<i32>,
+    suppressed: Vec<i32>,
     set_aside_reason: Option<String>,
     campaign_status: Option<CampaignStatus>,
     schedule: Option<Json<Schedule>>,
@@ -425,6 +426,7 @@ pub async fn explain_facts(
         "SELECT c.status, c.attempt_count, c.next_attempt_at, c.timezone,
                 c.attempt_count = 0 AND c.scheduled_at IS NOT NULL AS first_scheduled,
                 c.phone_numbers, c.retired_numbers, c.set_aside_reason,
+                dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed,
                 k.status AS campaign_status, f.schedule, f.dialing_policy, o.concurrency_limit,
                 (SELECT count(*) FROM contacts x WHERE x.organization_id = c.organization_id
                     AND x.status IN ('locked', 'in_progress')) AS organization_active,
@@ -463,6 +465,7 @@ pub async fn explain_facts(
                 .iter()
                 .map(|&i| i.max(0) as usize)
                 .collect(),
+            suppressed: r.suppressed.iter().map(|&i| i.max(0) as usize).collect(),
             set_aside_reason: r.set_aside_reason,
             organization_active: r.organization_active.max(0) as u32,
             organization_limit: r.concurrency_limit.max(0) as u32,

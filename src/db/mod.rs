@@ -7,6 +7,7 @@ pub mod claim;
 pub mod configurations;
 pub mod contacts;
 pub mod dashboard;
+pub mod dnc;
 pub mod imports;
 pub mod instances;
 pub mod notify;

@@ -18,6 +18,9 @@ pub struct ContactCounts {
     pub in_progress: i64,
     pub completed: i64,
     pub exhausted: i64,
+    /// Of the exhausted, those set aside because every number is on a
+    /// do-not-call list (no call placed).
+    pub suppressed: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -51,7 +54,9 @@ pub async fn campaign(
                 count(*) FILTER (WHERE status = 'pending') AS pending,
                 count(*) FILTER (WHERE status IN ('locked', 'in_progress')) AS in_progress,
                 count(*) FILTER (WHERE status = 'completed') AS completed,
-                count(*) FILTER (WHERE status = 'exhausted') AS exhausted
+                count(*) FILTER (WHERE status = 'exhausted') AS exhausted,
+                count(*) FILTER (WHERE status = 'exhausted' AND set_aside_reason LIKE 'suppressed%')
+                    AS suppressed
            FROM contacts WHERE organization_id = $1 AND campaign_id IS NOT DISTINCT FROM $2",
     )
     .bind(org)

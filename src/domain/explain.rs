@@ -34,6 +34,8 @@ pub struct Facts {
     pub first_scheduled: bool,
     pub phone_numbers: Vec<String>,
     pub retired: Vec<usize>,
+    /// Indexes of numbers on a do-not-call list that applies.
+    pub suppressed: Vec<usize>,
     pub set_aside_reason: Option<String>,
     /// Calls in progress or claimed, and the limit: the organization's...
     pub organization_active: u32,
@@ -185,16 +187,21 @@ pub fn explain(facts: &Facts, now: DateTime<Utc>) -> Explanation {
         .phone_numbers
         .iter()
         .enumerate()
-        .filter(|(i, n)| !facts.retired.contains(i) && E164::from_stored((*n).clone()).is_some())
+        .filter(|(i, n)| {
+            !facts.retired.contains(i)
+                && !facts.suppressed.contains(i)
+                && E164::from_stored((*n).clone()).is_some()
+        })
         .count();
     never |= usable == 0;
     check(
         "numbers",
         usable > 0,
         format!(
-            "{usable} of {} numbers usable ({} retired)",
+            "{usable} of {} numbers usable ({} retired, {} on a do-not-call list)",
             facts.phone_numbers.len(),
-            facts.retired.len()
+            facts.retired.len(),
+            facts.suppressed.len()
         ),
         None,
     );
@@ -272,6 +279,7 @@ mod tests {
             first_scheduled: false,
             phone_numbers: vec!["+14155550100".into()],
             retired: vec![],
+            suppressed: vec![],
             set_aside_reason: None,
             organization_active: 0,
             organization_limit: 10,

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Lifecycle of a campaign (SPEC 2).
+/// How `set_aside_reason` begins for a contact none of whose numbers may be
+/// dialed because of do-not-call lists: its final outcome, no call placed.
+pub const SUPPRESSED: &str = "suppressed";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "campaign_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]

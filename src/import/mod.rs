@@ -7,6 +7,7 @@
 //! meanwhile; a chunk's contacts are claimable once it commits.
 
 pub mod command;
+pub mod dnc;
 pub mod mapping;
 
 use std::collections::HashSet;

@@ -332,6 +332,11 @@ async fn the_openapi_document_describes_every_route() {
             "/campaign/campaigns/{campaign_id}/imports/{import_id}/errors",
             &["get"],
         ),
+        ("/campaign/dnc-lists", &["get", "post"]),
+        ("/campaign/dnc-lists/{list_id}", &["delete", "get"]),
+        ("/campaign/dnc-lists/{list_id}/numbers", &["post"]),
+        ("/campaign/dnc-lists/{list_id}/numbers/remove", &["post"]),
+        ("/campaign/dnc-numbers/{number}", &["get"]),
         ("/campaign/configurations", &["get", "post"]),
         (
             "/campaign/configurations/{configuration_id}",

@@ -318,7 +318,7 @@ async fn stats_count_contacts_by_bucket_and_attempts_by_outcome() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         stats["contacts"],
-        json!({"total": 3, "pending": 1, "in_progress": 1, "completed": 1, "exhausted": 0})
+        json!({"total": 3, "pending": 1, "in_progress": 1, "completed": 1, "exhausted": 0, "suppressed": 0})
     );
     assert_eq!(stats["attempts"]["total"], 4);
     assert_eq!(stats["attempts"]["average_per_contact"], 1.33);

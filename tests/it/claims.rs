@@ -706,3 +706,133 @@ async fn the_callable_backlog_is_the_due_contacts_the_open_gates_let_through() {
     let paused = claim::backlog(&db.pool, Utc::now(), &gates).await.unwrap();
     assert_eq!((paused.due, paused.callable), (8, 2));
 }
+
+/// The campaign's organization, and a do-not-call list of it holding `numbers`.
+async fn listed(db: &TestDb, campaign: Uuid, numbers: &[i64]) -> (Uuid, Uuid) {
+    let org: Uuid = sqlx::query_scalar("SELECT organization_id FROM campaigns WHERE id = $1")
+        .bind(campaign)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let list = dialerd::db::dnc::create(&db.pool, Some(org), "internal", None)
+        .await
+        .unwrap();
+    if !numbers.is_empty() {
+        dialerd::db::dnc::add(&db.pool, Some(org), list.id, numbers)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    (org, list.id)
+}
+
+/// A contact's first number, as lists store it.
+async fn first_number(db: &TestDb, contact: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT dnc_number(phone_numbers[1]) FROM contacts WHERE id = $1")
+        .bind(contact)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// The indexes a claim of the campaign finds on do-not-call lists, by contact.
+async fn suppressed_by_claim(pool: &sqlx::PgPool, campaign: Uuid) -> Vec<(Uuid, Vec<i32>)> {
+    let gates = gates(pool, campaign).await;
+    let batch = claim::claim(pool, Uuid::now_v7(), Utc::now(), &gates, 10, 1000, |c| {
+        let attempt = NewAttempt {
+            attempt_id: Uuid::now_v7(),
+            phone_number: c.phone_numbers[0].clone(),
+            agent: AgentFields::default(),
+        };
+        Ok(((c.id, c.suppressed), attempt))
+    })
+    .await
+    .unwrap();
+    batch.calls
+}
+
+#[tokio::test]
+async fn a_number_listed_between_the_claim_and_the_attempt_write_is_not_called() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "listed", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+    assert_eq!(batch.calls.len(), 3);
+    let (contact, _) = batch.calls[0];
+    let number = first_number(&db, contact).await;
+    // The claim checked the lists before this add; the add commits first.
+    listed(&db, campaign, &[number]).await;
+    let started = attempts::start(&db.pool, owner, &batch.attempts)
+        .await
+        .unwrap();
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert!(!started.contains(&contact), "a listed number was called");
+    // Handed back as never placed, the next claim finds the number listed.
+    let done = recover_now(&db.pool, owner, Some(&[contact]), Interruption::NeverPlaced).await;
+    assert_eq!(done.released, 1);
+    let again = suppressed_by_claim(&db.pool, campaign).await;
+    assert_eq!(again, vec![(contact, vec![0])]);
+}
+
+#[tokio::test]
+async fn a_listing_waits_for_an_attempt_write_under_way() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "writing-listed", 3).await;
+    let owner = Uuid::now_v7();
+    let batch = claim(&db, owner, campaign, 3).await;
+    let (contact, _) = batch.calls[0];
+    let number = first_number(&db, contact).await;
+    let (org, list) = listed(&db, campaign, &[]).await;
+    // Hold the attempt write after it share-locked the contacts.
+    let (blocker, start) = held_start(&db, owner, batch).await;
+    let pool = db.pool.clone();
+    let add = tokio::spawn(async move {
+        dialerd::db::dnc::add(&pool, Some(org), list, &[number])
+            .await
+            .unwrap()
+    });
+    // The add cannot commit while a write that checked before it is open.
+    lock_waits(&db, 2).await;
+    assert!(
+        !add.is_finished(),
+        "the add did not wait for the attempt write"
+    );
+    blocker.rollback().await.unwrap();
+    let started = start.await.unwrap().unwrap();
+    assert_eq!(started.len(), 3, "the write that went first is whole");
+    assert_eq!(add.await.unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn a_claim_waits_for_a_listing_being_committed_and_sees_it() {
+    let db = TestDb::new().await;
+    let campaign = campaign(&db, "claim-after-listing", 1).await;
+    let contact: Uuid = sqlx::query_scalar("SELECT id FROM contacts")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let number = first_number(&db, contact).await;
+    let (_, list) = listed(&db, campaign, &[]).await;
+    // A listing under way, as `dnc::add` makes it: the claim lock, then the number.
+    let mut adding = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(claim::CLAIM_LOCK)
+        .execute(&mut *adding)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO dnc_numbers (number, list_key, generation)
+         SELECT $1, key, generation FROM dnc_lists WHERE id = $2",
+    )
+    .bind(number)
+    .bind(list)
+    .execute(&mut *adding)
+    .await
+    .unwrap();
+    let pool = db.pool.clone();
+    let claiming = tokio::spawn(async move { suppressed_by_claim(&pool, campaign).await });
+    lock_waits(&db, 1).await;
+    assert!(!claiming.is_finished(), "the claim went past the listing");
+    adding.commit().await.unwrap();
+    assert_eq!(claiming.await.unwrap(), vec![(contact, vec![0])]);
+}

@@ -97,16 +97,32 @@ impl Browser {
         Some(browser)
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    /// A WebDriver command: its value, or its error.
+    async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if !body.is_null() {
-            req = req.json(&body);
+            req = req.json(body);
         }
         let resp = req.send().await.unwrap();
-        let status = resp.status();
+        let ok = resp.status().is_success();
         let value: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "WebDriver {path}: {value}");
-        value["value"].clone()
+        if ok {
+            Ok(value["value"].clone())
+        } else {
+            Err(value)
+        }
+    }
+
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        match self.try_send(method, path, &body).await {
+            Ok(value) => value,
+            Err(e) => panic!("WebDriver {path}: {e}"),
+        }
     }
 
     async fn goto(&self, url: &str) {
@@ -123,64 +139,72 @@ impl Browser {
         .await
     }
 
-    /// Waits until `css` matches a displayed element; returns its id.
-    async fn element(&self, css: &str) -> String {
+    /// Finds the displayed element `css` matches and runs `command` on it
+    /// (`None`: nothing), retrying for 20 s: the page replaces its view
+    /// every two seconds, so an element found may be gone (stale) the next
+    /// moment.
+    async fn on(&self, css: &str, command: Option<(reqwest::Method, &str, Value)>) -> Value {
         let until = Instant::now() + Duration::from_secs(20);
+        let mut last = Value::Null;
         loop {
-            let resp = self
-                .http
-                .post(format!("{}/element", self.base))
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap();
-            if resp.status().is_success() {
-                let value: Value = resp.json().await.unwrap();
-                let id = value["value"][ELEMENT].as_str().unwrap().to_owned();
+            let found = self
+                .try_send(
+                    reqwest::Method::POST,
+                    "/element",
+                    &json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if let Ok(element) = found {
+                let id = element[ELEMENT].as_str().unwrap().to_owned();
                 let shown = self
-                    .send(
+                    .try_send(
                         reqwest::Method::GET,
                         &format!("/element/{id}/displayed"),
-                        Value::Null,
+                        &Value::Null,
                     )
                     .await;
-                if shown == true {
-                    return id;
+                if shown == Ok(Value::Bool(true)) {
+                    let Some((method, verb, body)) = command.clone() else {
+                        return Value::Null;
+                    };
+                    match self
+                        .try_send(method, &format!("/element/{id}/{verb}"), &body)
+                        .await
+                    {
+                        Ok(value) => return value,
+                        Err(e) => last = e,
+                    }
                 }
             }
-            assert!(Instant::now() < until, "no element `{css}` shown in 20 s");
+            assert!(
+                Instant::now() < until,
+                "no element `{css}` shown and usable in 20 s: {last}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
+    /// Waits until `css` matches a displayed element.
+    async fn element(&self, css: &str) {
+        self.on(css, None).await;
+    }
+
     async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.send(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            json!({}),
-        )
-        .await;
+        self.on(css, Some((reqwest::Method::POST, "click", json!({}))))
+            .await;
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.send(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            json!({"text": text}),
+        self.on(
+            css,
+            Some((reqwest::Method::POST, "value", json!({"text": text}))),
         )
         .await;
     }
 
     async fn text(&self, css: &str) -> String {
-        let id = self.element(css).await;
         let text = self
-            .send(
-                reqwest::Method::GET,
-                &format!("/element/{id}/text"),
-                Value::Null,
-            )
+            .on(css, Some((reqwest::Method::GET, "text", Value::Null)))
             .await;
         text.as_str().unwrap().to_owned()
     }

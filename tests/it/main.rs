@@ -8,6 +8,7 @@ mod claims;
 mod cli;
 mod daemon;
 mod dashboard;
+mod dnc;
 mod engine;
 mod explain;
 mod fixtures;

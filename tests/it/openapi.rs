@@ -295,6 +295,48 @@ async fn every_route_answers_as_the_openapi_document_says() {
         }
     }
 
+    // Do-not-call lists.
+    let lists = "/campaign/dnc-lists";
+    let made = c
+        .manage(M::POST, lists, lists, Some(json!({"name": "internal"})))
+        .await;
+    c.manage(M::POST, lists, lists, Some(json!({"name": "internal"})))
+        .await;
+    c.manage(M::GET, lists, lists, None).await;
+    let list_one = "/campaign/dnc-lists/{list_id}";
+    let list_path = format!("/campaign/dnc-lists/{}", made["id"].as_str().unwrap());
+    c.manage(M::GET, list_one, &list_path, None).await;
+    let numbers = "/campaign/dnc-lists/{list_id}/numbers";
+    let body = Some(json!({"numbers": ["+12125550109"]}));
+    c.manage(
+        M::POST,
+        numbers,
+        &format!("{list_path}/numbers"),
+        body.clone(),
+    )
+    .await;
+    c.manage(
+        M::POST,
+        numbers,
+        &format!("{list_path}/numbers"),
+        Some(json!({"numbers": ["x"]})),
+    )
+    .await;
+    let lookup = "/campaign/dnc-numbers/{number}";
+    c.manage(M::GET, lookup, "/campaign/dnc-numbers/+12125550109", None)
+        .await;
+    c.manage(M::GET, lookup, "/campaign/dnc-numbers/x", None)
+        .await;
+    c.manage(
+        M::POST,
+        "/campaign/dnc-lists/{list_id}/numbers/remove",
+        &format!("{list_path}/numbers/remove"),
+        body,
+    )
+    .await;
+    c.manage(M::DELETE, list_one, &list_path, None).await;
+    c.manage(M::GET, list_one, &list_path, None).await;
+
     // Lifecycle.
     for (action, path) in [
         ("pause", "drive"),

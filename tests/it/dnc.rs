@@ -1,0 +1,353 @@
+//! Do-not-call lists: the API (lists, numbers in batches, lookups, one
+//! organization's lists apart from another's, global lists read-only), the
+//! engine (a listed number is skipped for the contact's next one; a contact
+//! with none left ends suppressed with no call placed) and `dnc load`.
+//! The fence between a listing and claims in flight: tests/it/claims.rs.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    around_the_clock, detail, engine_settings, eventually, plans_published, start_engine, TestApp,
+};
+
+async fn list(app: &TestApp, name: &str, extra: Value) -> String {
+    let mut body = json!({"name": name});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, made) = app.post("/campaign/dnc-lists", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    made["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn lists_take_numbers_in_batches_all_or_nothing_and_answer_lookups() {
+    let app = TestApp::spawn().await;
+    let id = list(&app, "complaints", json!({"default_country": "US"})).await;
+    let numbers = format!("/campaign/dnc-lists/{id}/numbers");
+    let (status, added) = app
+        .post(
+            &numbers,
+            json!({"numbers": ["+14155550101", "(212) 555-0102", "+14155550101"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{added}");
+    assert_eq!((&added["changed"], &added["size"]), (&json!(2), &json!(2)));
+    // One bad entry refuses the batch, named; nothing changes.
+    let (status, body) = app
+        .post(&numbers, json!({"numbers": ["+14155550103", "call me"]}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail(&body).starts_with("numbers[1]: "), "{body}");
+    let too_many: Vec<String> = (0..10_001)
+        .map(|i| format!("+1415555{:04}", i % 10_000))
+        .collect();
+    let (status, _) = app.post(&numbers, json!({"numbers": too_many})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, one) = app.get(&format!("/campaign/dnc-lists/{id}")).await;
+    assert_eq!((&one["size"], &one["version"]), (&json!(2), &json!(2)));
+
+    let (status, found) = app.get("/campaign/dnc-numbers/+12125550102").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["lists"][0]["name"], "complaints");
+    assert!(found["lists"][0]["added_at"].is_string());
+    let (status, _) = app.get("/campaign/dnc-numbers/nonsense").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, removed) = app
+        .post(
+            &format!("{numbers}/remove"),
+            json!({"numbers": ["+12125550102", "+19995550000"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(
+        (&removed["changed"], &removed["size"]),
+        (&json!(1), &json!(1))
+    );
+    let (_, gone) = app.get("/campaign/dnc-numbers/+12125550102").await;
+    assert_eq!(gone["lists"], json!([]));
+    let (status, _) = app
+        .post("/campaign/dnc-lists", json!({"name": "complaints"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Another organization sees none of it; a reader cannot change it.
+    let (_, stranger) = app.other_org().await;
+    let (status, _) = app
+        .call_as(
+            Some(&stranger),
+            Method::GET,
+            &format!("/campaign/dnc-lists/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = app
+        .call_as(
+            Some(&stranger),
+            Method::GET,
+            "/campaign/dnc-numbers/+14155550101",
+            None,
+        )
+        .await;
+    assert_eq!(theirs["lists"], json!([]));
+    let reader = app.token(app.org, "campaigns:read").await;
+    let (status, _) = app
+        .call_as(
+            Some(&reader),
+            Method::POST,
+            &numbers,
+            Some(json!({"numbers": ["+14155550109"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A global list applies to everyone and is changed by the operator only.
+    let global = dialerd::db::dnc::create(&app.db.pool, None, "national registry", Some("US"))
+        .await
+        .unwrap();
+    dialerd::db::dnc::add(&app.db.pool, None, global.id, &[14155550199])
+        .await
+        .unwrap();
+    let (_, lists) = app.get("/campaign/dnc-lists").await;
+    let names: Vec<&str> = lists["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["complaints", "national registry"]);
+    let (_, theirs) = app
+        .call_as(
+            Some(&stranger),
+            Method::GET,
+            "/campaign/dnc-numbers/+14155550199",
+            None,
+        )
+        .await;
+    assert_eq!(theirs["lists"][0]["global"], true);
+    let (status, body) = app
+        .post(
+            &format!("/campaign/dnc-lists/{}/numbers", global.id),
+            json!({"numbers": ["+14155550108"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/campaign/dnc-lists/{}", global.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/campaign/dnc-lists/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM dnc_numbers d JOIN dnc_lists l ON l.key = d.list_key")
+            .await,
+        1,
+        "the deleted list's numbers went with it"
+    );
+}
+
+#[tokio::test]
+async fn a_listed_number_is_skipped_and_a_contact_with_none_left_ends_suppressed_uncalled() {
+    let app = TestApp::spawn().await;
+    let campaign = app
+        .campaign_with(json!({"schedule": around_the_clock()}), json!({}))
+        .await;
+    let id = list(&app, "internal", json!({})).await;
+    let (status, _) = app
+        .post(
+            &format!("/campaign/dnc-lists/{id}/numbers"),
+            json!({"numbers": ["+14155550101", "+14155550102"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.contacts(
+        &campaign,
+        json!([
+            {"external_id": "only-listed", "phone_numbers": ["+14155550101"]},
+            {"external_id": "first-listed", "phone_numbers": ["+14155550102", "+14155550103"]},
+            {"external_id": "clean", "phone_numbers": ["+14155550104"]}
+        ]),
+    )
+    .await;
+    let settings = engine_settings(&app.db, 4);
+    let engine = start_engine(&app.db, &settings, dialerd::clock::SystemClock).await;
+    plans_published(&engine, 1).await;
+    eventually(20, "every contact final", || async {
+        app.db
+            .count("SELECT count(*) FROM contacts WHERE status IN ('completed', 'exhausted')")
+            .await
+            == 3
+    })
+    .await;
+    engine.stop(Duration::from_secs(5)).await.unwrap();
+    let dialed: Vec<String> =
+        sqlx::query_scalar("SELECT phone_number FROM attempts ORDER BY phone_number")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(dialed, ["+14155550103", "+14155550104"]);
+    let path = format!("/campaign/campaigns/{campaign}/contacts/only-listed");
+    let (_, only) = app.get(&path).await;
+    assert_eq!(only["status"], "exhausted");
+    assert_eq!(only["attempt_count"], 0);
+    assert_eq!(only["attempts"], json!([]));
+    assert!(
+        only["set_aside_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("suppressed: 1 of its 1 numbers on a do-not-call list"),
+        "{only}"
+    );
+    let (_, stats) = app
+        .get(&format!("/campaign/campaigns/{campaign}/stats"))
+        .await;
+    assert_eq!(stats["contacts"]["suppressed"], 1, "{stats}");
+    let (_, why) = app.get(&format!("{path}/explain")).await;
+    let numbers = why["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["gate"] == "numbers")
+        .unwrap()
+        .clone();
+    assert_eq!(numbers["pass"], false);
+    assert!(
+        numbers["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 on a do-not-call list"),
+        "{numbers}"
+    );
+}
+
+fn dialerd(db_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dialerd"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dnc_load_reads_e164_and_the_registry_format_and_replaces_only_with_a_whole_file() {
+    let app = TestApp::spawn().await;
+    let dir = std::env::temp_dir().join(format!("dialerd-dnc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let org = app.org.to_string();
+    let good = file(
+        "good.txt",
+        "+14155550101\n2125550102\n212,5550103\n\n# a comment\n",
+    );
+    let out = dialerd(
+        &app.db.url,
+        &["dnc", "load", "--list", "registry", "--global", &good],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 numbers read") && stdout.contains("3 numbers on the list"),
+        "{stdout}"
+    );
+    let (_, found) = app.get("/campaign/dnc-numbers/+12125550103").await;
+    assert_eq!(found["lists"][0]["global"], true, "{found}");
+
+    // Bad lines are counted and named; the good ones are added.
+    let mixed = file("mixed.txt", "+14155550104\nnot a number\n112,5550105\n");
+    let out = dialerd(
+        &app.db.url,
+        &["dnc", "load", "--list", "own", "--org", &org, &mixed],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused line 2: ") && stderr.contains("refused line 3: "),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 numbers read"));
+
+    // --replace needs a whole file, and --allow-empty to empty a list.
+    let out = dialerd(
+        &app.db.url,
+        &[
+            "dnc",
+            "load",
+            "--list",
+            "registry",
+            "--global",
+            "--replace",
+            &mixed,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("2 lines refused; with --replace the file must be whole: nothing loaded"));
+    let empty = file("empty.txt", "\n");
+    let out = dialerd(
+        &app.db.url,
+        &[
+            "dnc",
+            "load",
+            "--list",
+            "registry",
+            "--global",
+            "--replace",
+            &empty,
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-empty"));
+    let (_, still) = app.get("/campaign/dnc-numbers/+14155550101").await;
+    assert_eq!(
+        still["lists"][0]["name"], "registry",
+        "nothing was replaced"
+    );
+    let next = file("next.txt", "+14155550199\n");
+    let out = dialerd(
+        &app.db.url,
+        &[
+            "dnc",
+            "load",
+            "--list",
+            "registry",
+            "--global",
+            "--replace",
+            &next,
+        ],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 numbers on the list (replaced)"));
+    let (_, old) = app.get("/campaign/dnc-numbers/+14155550101").await;
+    assert_eq!(old["lists"], json!([]));
+    let (_, new) = app.get("/campaign/dnc-numbers/+14155550199").await;
+    assert_eq!(new["lists"][0]["name"], "registry");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM dnc_numbers d JOIN dnc_lists l ON l.key = d.list_key WHERE l.name = 'registry'")
+            .await,
+        1,
+        "the old generation is gone"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
