@@ -649,6 +649,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
                     attempt_id: Uuid::now_v7(),
                     phone_number: c.phone_numbers[0].clone(),
                     agent: c.agent,
+                    evidence: None,
                 };
                 Ok((c.id, attempt))
             },

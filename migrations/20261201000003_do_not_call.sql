@@ -56,3 +56,9 @@ $$;
 -- numbers: the attempt write, which share-locks the contact and compares
 -- this with what its claim saw, then writes no attempt for it.
 ALTER TABLE contacts ADD COLUMN dnc_epoch integer NOT NULL DEFAULT 0;
+
+-- What the claim saw when it allowed the call (domain::evidence::Evidence):
+-- the zone checked and its source, the local time there, the window that
+-- let it through, the do-not-call lists checked and their versions.
+-- Null only for attempts written before this column existed.
+ALTER TABLE attempts ADD COLUMN evidence jsonb;

@@ -45,6 +45,7 @@ async fn claims(pool: &PgPool, campaign: Uuid, rounds: usize) -> anyhow::Result<
                     attempt_id: Uuid::now_v7(),
                     phone_number: c.phone_numbers[0].clone(),
                     agent: c.agent,
+                    evidence: None,
                 };
                 Ok((c.id, attempt))
             },

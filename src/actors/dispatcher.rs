@@ -23,6 +23,7 @@ use crate::db::claim::{self, ClaimFailed, Claimed, NewAttempt, NoCall, OpenGates
 use crate::db::notify::Outage;
 use crate::db::recovery::{recover, Interruption};
 use crate::domain::call::CallReport;
+use crate::domain::evidence;
 use crate::domain::phone::E164;
 use crate::domain::plan::{CampaignPlan, Gate};
 use crate::monitoring;
@@ -316,7 +317,7 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
                     / 1e6)
                     .max(0.0),
             );
-            call_for(plans, c)
+            call_for(plans, c, now)
         },
     )
     .await
@@ -436,7 +437,8 @@ fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
 /// numbers can be dialed.
 fn call_for(
     plans: &HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
-    c: Claimed,
+    mut c: Claimed,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Call, NewAttempt), NoCall> {
     let plan = match c.campaign_id {
         None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
@@ -466,6 +468,15 @@ fn call_for(
             )
         }));
     };
+    // The claim let it through: its first attempt with `scheduled_at` is
+    // gated by the scheduled windows, every other by the usual ones.
+    let evidence = evidence::record(
+        c.campaign_id.map(|_| &plan.schedule),
+        c.timezone.as_deref().and_then(|z| z.parse().ok()),
+        c.attempt_count == 1 && c.scheduled_at.is_some(),
+        now,
+        std::mem::take(&mut c.dnc_lists),
+    );
     let call = Call {
         request: CallRequest {
             attempt_id: Uuid::now_v7(),
@@ -485,6 +496,7 @@ fn call_for(
         attempt_id: call.request.attempt_id,
         phone_number: call.request.number.as_str().to_owned(),
         agent: call.request.agent.clone(),
+        evidence: Some(evidence),
     };
     Ok((call, attempt))
 }

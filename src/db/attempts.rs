@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::claim::{ClaimFailed, NewAttempt};
 use super::DbError;
 use crate::domain::agent::AgentFields;
+use crate::domain::evidence::Evidence;
 use crate::domain::status::Outcome;
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
@@ -31,6 +32,9 @@ pub struct Attempt {
     pub created_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Why the call was allowed, as its claim saw it.
+    #[schema(value_type = Option<Evidence>)]
+    pub evidence: Option<sqlx::types::Json<Evidence>>,
 }
 
 /// Every attempt of the given contacts, oldest first per contact.
@@ -38,7 +42,7 @@ pub async fn for_contacts(pool: &PgPool, contact_ids: &[Uuid]) -> Result<Vec<Att
     Ok(sqlx::query_as(
         "SELECT id, contact_id, campaign_id, attempt_number, phone_number, agent_id, agent_version,
                 agent_number, agent_config, initial_context, conversation_id, outcome,
-                telephony_detail, instance_id, created_at, answered_at, ended_at
+                telephony_detail, instance_id, created_at, answered_at, ended_at, evidence
            FROM attempts WHERE contact_id = ANY($1)
           ORDER BY contact_id, attempt_number",
     )
@@ -88,6 +92,7 @@ pub struct Attempts {
     agent_numbers: Vec<Option<String>>,
     agent_configs: Vec<Option<String>>,
     initial_contexts: Vec<Option<String>>,
+    evidences: Vec<Option<String>>,
 }
 
 impl Attempts {
@@ -113,6 +118,10 @@ impl Attempts {
         self.agent_configs
             .push(a.agent.agent_config.as_ref().map(|v| v.to_string()));
         self.initial_contexts.push(a.agent.initial_context);
+        self.evidences.push(
+            a.evidence
+                .map(|e| serde_json::to_string(&e).expect("evidence serializes")),
+        );
     }
 
     /// Writes the open attempts of the contacts still claimed by `owner` for
@@ -135,10 +144,10 @@ impl Attempts {
                     FOR SHARE OF c)
              INSERT INTO attempts (id, contact_id, organization_id, campaign_id, attempt_number, phone_number,
                                    agent_id, agent_version, agent_number, agent_config, initial_context,
-                                   instance_id, created_at)
+                                   instance_id, created_at, evidence)
              SELECT a.id, a.contact_id, a.organization_id, a.campaign_id, a.attempt_number, a.phone,
                     a.agent_id, a.agent_version, a.agent_number, a.agent_config::jsonb, a.initial_context,
-                    $12, clock_timestamp()
+                    $12, clock_timestamp(), ($14::text[])[a.ord]::jsonb
                FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int[], $6::text[], $7::text[],
                            $8::text[], $9::text[], $10::text[], $11::text[])
                  WITH ORDINALITY
@@ -161,6 +170,7 @@ impl Attempts {
         .bind(&self.initial_contexts)
         .bind(owner)
         .bind(&self.epochs)
+        .bind(&self.evidences)
         .fetch_all(pool)
         .await
     }

@@ -3,6 +3,7 @@
 //! instance with `FOR UPDATE SKIP LOCKED`, and claims handed back when
 //! their calls are never placed.
 
+use crate::domain::evidence::{Evidence, ListChecked};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -61,6 +62,12 @@ pub struct Claimed {
     pub suppressed: Vec<i32>,
     /// What its attempt's write compares (see `dnc_epoch` in the schema).
     pub dnc_epoch: i32,
+    /// Its stated zone, as stored.
+    pub timezone: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The do-not-call lists that apply to it, as this claim read them.
+    #[sqlx(skip)]
+    pub dnc_lists: Vec<ListChecked>,
     pub next_number_index: i32,
     /// Attempts made, the one being claimed for included.
     pub attempt_count: i32,
@@ -97,6 +104,8 @@ pub struct NewAttempt {
     pub attempt_id: Uuid,
     pub phone_number: String,
     pub agent: AgentFields,
+    /// Why the call is allowed, kept with the attempt.
+    pub evidence: Option<Evidence>,
 }
 
 /// A claim or an attempt write that failed. No call was placed for any of
@@ -290,7 +299,10 @@ pub async fn claim<T>(
         .collect();
     fill(&mut tx, owner, now, gates, free, &mut hungry, &mut taken).await?;
 
-    let claimed = taken.claimed;
+    let mut claimed = taken.claimed;
+    if !claimed.is_empty() {
+        lists_checked(&mut tx, &mut claimed).await?;
+    }
     let mut calls = Vec::with_capacity(claimed.len());
     let mut attempts = Attempts::default();
     let mut not_now = Vec::new();
@@ -330,6 +342,40 @@ pub async fn claim<T>(
         set_aside,
         idle: taken.idle,
     })
+}
+
+/// Gives each claimed contact the do-not-call lists that apply to it, with
+/// their versions as this transaction sees them (its evidence).
+async fn lists_checked(
+    tx: &mut Transaction<'_, Postgres>,
+    claimed: &mut [Claimed],
+) -> Result<(), sqlx::Error> {
+    let mut orgs: Vec<Uuid> = claimed.iter().map(|c| c.organization_id).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let lists: Vec<(Option<Uuid>, Uuid, String, i64)> = sqlx::query_as(
+        "SELECT organization_id, id, name, version FROM dnc_lists
+          WHERE organization_id IS NULL OR organization_id = ANY($1)
+          ORDER BY organization_id NULLS LAST, name",
+    )
+    .bind(&orgs)
+    .fetch_all(&mut **tx)
+    .await?;
+    if lists.is_empty() {
+        return Ok(());
+    }
+    for c in claimed {
+        c.dnc_lists = lists
+            .iter()
+            .filter(|(org, ..)| org.is_none_or(|o| o == c.organization_id))
+            .map(|(_, id, name, version)| ListChecked {
+                id: *id,
+                name: name.clone(),
+                version: *version,
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// What a claim's passes took, and where each organization's due contacts
@@ -549,7 +595,8 @@ const CLAIMED: &str =
 const RETURNED: &str = "c.id, c.organization_id, c.campaign_id, c.phone_numbers, c.retired_numbers,
                  c.next_number_index, c.attempt_count, c.next_attempt_at, c.data, c.agent_id,
                  c.agent_version, c.agent_number, c.agent_config, c.initial_context,
-                 dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.dnc_epoch";
+                 dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.dnc_epoch,
+                 c.timezone, c.scheduled_at";
 
 /// `org`'s first (priority, retry) group after `after` (from the top when
 /// `None`) with a contact due by `now`, by `next_due_group`.

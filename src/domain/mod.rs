@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod call;
+pub mod evidence;
 pub mod explain;
 pub mod phone;
 pub mod plan;

@@ -55,6 +55,7 @@ async fn claim_on(
             attempt_id: Uuid::now_v7(),
             phone_number: c.phone_numbers[0].clone(),
             agent: AgentFields::default(),
+            evidence: None,
         };
         Ok(((c.id, attempt.attempt_id), attempt))
     })
@@ -743,6 +744,7 @@ async fn suppressed_by_claim(pool: &sqlx::PgPool, campaign: Uuid) -> Vec<(Uuid, 
             attempt_id: Uuid::now_v7(),
             phone_number: c.phone_numbers[0].clone(),
             agent: AgentFields::default(),
+            evidence: None,
         };
         Ok(((c.id, c.suppressed), attempt))
     })

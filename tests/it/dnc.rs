@@ -1,7 +1,8 @@
 //! Do-not-call lists: the API (lists, numbers in batches, lookups, one
 //! organization's lists apart from another's, global lists read-only), the
 //! engine (a listed number is skipped for the contact's next one; a contact
-//! with none left ends suppressed with no call placed) and `dnc load`.
+//! with none left ends suppressed with no call placed; every attempt keeps
+//! the evidence of its claim) and `dnc load`.
 //! The fence between a listing and claims in flight: tests/it/claims.rs.
 
 use std::time::Duration;
@@ -177,7 +178,7 @@ async fn a_listed_number_is_skipped_and_a_contact_with_none_left_ends_suppressed
         json!([
             {"external_id": "only-listed", "phone_numbers": ["+14155550101"]},
             {"external_id": "first-listed", "phone_numbers": ["+14155550102", "+14155550103"]},
-            {"external_id": "clean", "phone_numbers": ["+14155550104"]}
+            {"external_id": "clean", "phone_numbers": ["+14155550104"], "timezone": "Europe/Paris"}
         ]),
     )
     .await;
@@ -198,6 +199,45 @@ async fn a_listed_number_is_skipped_and_a_contact_with_none_left_ends_suppressed
             .await
             .unwrap();
     assert_eq!(dialed, ["+14155550103", "+14155550104"]);
+    // Each attempt keeps what its claim saw: zone and source, local time,
+    // the windows that allowed it, the lists checked and their versions.
+    let (_, first) = app
+        .get(&format!(
+            "/campaign/campaigns/{campaign}/contacts/first-listed"
+        ))
+        .await;
+    let evidence = &first["attempts"][0]["evidence"];
+    assert_eq!(
+        evidence["zones"][0]["zone"], "America/New_York",
+        "{evidence}"
+    );
+    assert_eq!(evidence["zones"][0]["source"], "default");
+    assert_eq!(evidence["windows"], "default");
+    assert!(evidence["window"]["start"].is_string(), "{evidence}");
+    assert_eq!(
+        evidence["dnc_lists"],
+        json!([{"id": id, "name": "internal", "version": 2}])
+    );
+    let attempted =
+        chrono::DateTime::parse_from_rfc3339(first["attempts"][0]["created_at"].as_str().unwrap())
+            .unwrap();
+    let checked =
+        chrono::DateTime::parse_from_rfc3339(evidence["checked_at"].as_str().unwrap()).unwrap();
+    assert!(checked <= attempted && attempted - checked < chrono::Duration::seconds(5));
+    let local = checked
+        .with_timezone(&chrono_tz::America::New_York)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    assert_eq!(evidence["zones"][0]["local_time"], local);
+    let (_, clean) = app
+        .get(&format!("/campaign/campaigns/{campaign}/contacts/clean"))
+        .await;
+    let zone = &clean["attempts"][0]["evidence"]["zones"][0];
+    assert_eq!(
+        (&zone["zone"], &zone["source"]),
+        (&json!("Europe/Paris"), &json!("contact"))
+    );
+
     let path = format!("/campaign/campaigns/{campaign}/contacts/only-listed");
     let (_, only) = app.get(&path).await;
     assert_eq!(only["status"], "exhausted");

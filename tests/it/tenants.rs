@@ -42,6 +42,7 @@ async fn claim(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> (Vec<U
                 attempt_id: Uuid::now_v7(),
                 phone_number: c.phone_numbers[0].clone(),
                 agent: AgentFields::default(),
+                evidence: None,
             };
             Ok((c.organization_id, attempt))
         },
