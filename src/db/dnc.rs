@@ -316,70 +316,63 @@ impl Load {
     }
 
     /// Builds the new generation (the staged numbers, and unless `replace`
-    /// the numbers in force) and switches the list to it; returns its size.
+    /// the numbers in force, which keep their `added_at`) and switches the
+    /// list to it; returns its size.
     pub async fn commit(mut self, replace: bool) -> Result<i64, DbError> {
         let conn = &mut *self.conn;
+        // Past every generation there is, the one in force and any a failed
+        // load left behind (never in force), by the index's last entry.
         let next: i32 = sqlx::query_scalar(
-            "SELECT coalesce(max(generation), 0) + 1 FROM
-                (SELECT generation FROM dnc_lists WHERE key = $1
-                 UNION ALL SELECT generation FROM dnc_numbers WHERE list_key = $1) g",
+            "SELECT greatest((SELECT generation FROM dnc_lists WHERE key = $1),
+                             (SELECT max(generation) FROM dnc_numbers WHERE list_key = $1)) + 1",
         )
         .bind(self.key)
         .fetch_one(&mut *conn)
         .await?;
-        // A generation a failed load left behind is never in force.
-        sqlx::query("DELETE FROM dnc_numbers WHERE list_key = $1 AND generation = $2")
-            .bind(self.key)
-            .bind(next)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO dnc_numbers (number, list_key, generation)
-             SELECT DISTINCT number, $1, $2 FROM dnc_staging ORDER BY 1",
-        )
-        .bind(self.key)
-        .bind(next)
-        .execute(&mut *conn)
-        .await?;
+        let mut size = 0;
         if !replace {
-            sqlx::query(
+            size += sqlx::query(
                 "INSERT INTO dnc_numbers (number, list_key, generation, added_at)
                  SELECT d.number, d.list_key, $2, d.added_at
                    FROM dnc_numbers d JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
                   WHERE d.list_key = $1
-                 ON CONFLICT (number, list_key, generation)
-                 DO UPDATE SET added_at = least(dnc_numbers.added_at, excluded.added_at)",
+                  ORDER BY d.number",
             )
             .bind(self.key)
             .bind(next)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected();
         }
-        let size: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM dnc_numbers WHERE list_key = $1 AND generation = $2",
+        size += sqlx::query(
+            "INSERT INTO dnc_numbers (number, list_key, generation)
+             SELECT DISTINCT number, $1, $2 FROM dnc_staging ORDER BY 1
+             ON CONFLICT DO NOTHING",
         )
         .bind(self.key)
         .bind(next)
-        .fetch_one(&mut *conn)
-        .await?;
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        let size = size as i64;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         exclude_claims(&mut tx).await?;
-        let old: i32 = sqlx::query_scalar(
+        sqlx::query(
             "UPDATE dnc_lists SET generation = $2, version = version + 1, size = $3,
                                   updated_at = now()
-              WHERE key = $1
-          RETURNING (SELECT generation FROM dnc_lists WHERE key = $1)",
+              WHERE key = $1",
         )
         .bind(self.key)
         .bind(next)
         .bind(size)
-        .fetch_one(&mut *tx)
+        .execute(&mut *tx)
         .await?;
         fence(&mut tx, self.org, self.key, None).await?;
         tx.commit().await?;
-        sqlx::query("DELETE FROM dnc_numbers WHERE list_key = $1 AND generation = $2")
+        // The generation replaced, and any a failed load left behind.
+        sqlx::query("DELETE FROM dnc_numbers WHERE list_key = $1 AND generation <> $2")
             .bind(self.key)
-            .bind(old)
+            .bind(next)
             .execute(&mut *conn)
             .await?;
         sqlx::query("DROP TABLE dnc_staging")
