@@ -631,7 +631,7 @@ async fn claim(a: &Args) -> anyhow::Result<()> {
         .bind(campaign)
         .fetch_one(&pool)
         .await?;
-    let gates = open_gates(&[(org, campaign)]);
+    let gates = open_gates(&pool, &[(org, campaign)]).await;
     let owner = Uuid::now_v7();
     dialerd::db::instances::register(&pool, owner, 600.0, 1).await?;
     let (mut times, mut claim_times) = (Vec::new(), Vec::new());

@@ -27,7 +27,7 @@ async fn claims(pool: &PgPool, campaign: Uuid, rounds: usize) -> anyhow::Result<
         .bind(campaign)
         .fetch_one(pool)
         .await?;
-    let gates = open_gates(&[(org, campaign)]);
+    let gates = open_gates(pool, &[(org, campaign)]).await;
     let owner = Uuid::now_v7();
     dialerd::db::instances::register(pool, owner, 600.0, 1).await?;
     let mut times = Vec::new();

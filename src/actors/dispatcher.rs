@@ -473,6 +473,7 @@ fn call_for(
     let evidence = evidence::record(
         c.campaign_id.map(|_| &plan.schedule),
         c.timezone.as_deref().and_then(|z| z.parse().ok()),
+        c.number_zones.as_deref(),
         c.attempt_count == 1 && c.scheduled_at.is_some(),
         now,
         std::mem::take(&mut c.dnc_lists),

@@ -344,8 +344,9 @@ pub async fn load_plans(
     Ok(plans)
 }
 
-/// The distinct stored time zones ("" for none) of the waiting contacts of
-/// each of `campaign_ids`.
+/// The distinct zone keys (`contacts.zone_key`: a stated zone, `~` and the
+/// zones of its numbers, or "") of the waiting contacts of each of
+/// `campaign_ids`.
 ///
 /// One index probe per zone in `contacts_pending_zones` (each the smallest
 /// zone after the last), not a read of every waiting contact (a DISTINCT
@@ -358,15 +359,12 @@ async fn pending_zones(
     Ok(sqlx::query_as(
         "SELECT k.id, z.zone FROM unnest($1::uuid[]) AS k(id) CROSS JOIN LATERAL (
              WITH RECURSIVE zones(zone) AS (
-                 SELECT min(timezone) FROM contacts WHERE campaign_id = k.id AND status = 'pending'
+                 SELECT min(zone_key) FROM contacts WHERE campaign_id = k.id AND status = 'pending'
                UNION ALL
-                 SELECT (SELECT min(c.timezone) FROM contacts c
-                          WHERE c.campaign_id = k.id AND c.status = 'pending' AND c.timezone > z.zone)
+                 SELECT (SELECT min(c.zone_key) FROM contacts c
+                          WHERE c.campaign_id = k.id AND c.status = 'pending' AND c.zone_key > z.zone)
                    FROM zones z WHERE z.zone IS NOT NULL)
-             SELECT zone FROM zones WHERE zone IS NOT NULL
-             UNION ALL
-             SELECT '' WHERE EXISTS (SELECT 1 FROM contacts
-                                      WHERE campaign_id = k.id AND status = 'pending' AND timezone IS NULL)) z",
+             SELECT zone FROM zones WHERE zone IS NOT NULL) z",
     )
     .bind(campaign_ids)
     .fetch_all(pool)

@@ -64,6 +64,8 @@ pub struct Claimed {
     pub dnc_epoch: i32,
     /// Its stated zone, as stored.
     pub timezone: Option<String>,
+    /// The candidate zones of its numbers, as stored.
+    pub number_zones: Option<String>,
     pub scheduled_at: Option<DateTime<Utc>>,
     /// The do-not-call lists that apply to it, as this claim read them.
     #[sqlx(skip)]
@@ -579,7 +581,7 @@ fn gated(first: u8) -> String {
     let (campaigns, zones, scheduled) = (first, first + 1, first + 2);
     format!(
         "(c.campaign_id IS NULL
-      OR ((c.campaign_id, coalesce(c.timezone, ''), c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
+      OR ((c.campaign_id, c.zone_key, c.attempt_count = 0 AND c.scheduled_at IS NOT NULL)
             IN (SELECT * FROM unnest(${campaigns}::uuid[], ${zones}::text[], ${scheduled}::bool[]))
           AND EXISTS (SELECT 1 FROM campaigns k WHERE k.id = c.campaign_id AND k.status = 'active')))"
     )
@@ -596,7 +598,7 @@ const RETURNED: &str = "c.id, c.organization_id, c.campaign_id, c.phone_numbers,
                  c.next_number_index, c.attempt_count, c.next_attempt_at, c.data, c.agent_id,
                  c.agent_version, c.agent_number, c.agent_config, c.initial_context,
                  dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.dnc_epoch,
-                 c.timezone, c.scheduled_at";
+                 c.timezone, c.number_zones, c.scheduled_at";
 
 /// `org`'s first (priority, retry) group after `after` (from the top when
 /// `None`) with a contact due by `now`, by `next_due_group`.

@@ -114,7 +114,7 @@ pub struct Refused {
 // The columns an upsert writes, and how an update rewrites an existing row.
 pub(super) const WRITE_COLUMNS: &str =
     "phone_numbers, data, timezone, scheduled_at, agent_id, agent_version, \
-     agent_number, agent_config, initial_context";
+     agent_number, agent_config, initial_context, number_zones";
 /// How an upsert rewrites an existing row `c` from the new values in `{new}`.
 pub(super) fn rewrite(new: &str) -> String {
     format!(
@@ -124,6 +124,7 @@ pub(super) fn rewrite(new: &str) -> String {
          scheduled_at = {new}.scheduled_at, agent_id = {new}.agent_id,
          agent_version = {new}.agent_version, agent_number = {new}.agent_number,
          agent_config = {new}.agent_config, initial_context = {new}.initial_context,
+         number_zones = {new}.number_zones,
          next_attempt_at = CASE WHEN c.status = 'pending' AND c.attempt_count = 0
                                 THEN greatest(c.created_at, {new}.scheduled_at)
                                 ELSE c.next_attempt_at END,
@@ -235,7 +236,7 @@ async fn update_by_id(
                         $7::timestamptz AS scheduled_at, $8::text AS agent_id,
                         $9::text AS agent_version, $10::text AS agent_number,
                         $11::jsonb AS agent_config, $12::text AS initial_context,
-                        $13::text AS external_id) n
+                        $13::text AS number_zones, $14::text AS external_id) n
           WHERE c.id = $1 AND c.organization_id = $2 AND c.campaign_id IS NOT DISTINCT FROM $3
       RETURNING c.id, false",
         rewrite("n")
@@ -265,11 +266,12 @@ async fn insert_or_update(
     let sql = format!(
         "INSERT INTO contacts AS c (id, organization_id, campaign_id, priority, external_id,
                                     next_attempt_at, {WRITE_COLUMNS})
-         SELECT $1, $2, $3, $13, $14, greatest(now(), $7), n.*
+         SELECT $1, $2, $3, $14, $15, greatest(now(), $7), n.*
            FROM (SELECT $4::text[] AS phone_numbers, $5::jsonb AS data, $6::text AS timezone,
                         $7::timestamptz AS scheduled_at, $8::text AS agent_id,
                         $9::text AS agent_version, $10::text AS agent_number,
-                        $11::jsonb AS agent_config, $12::text AS initial_context) n
+                        $11::jsonb AS agent_config, $12::text AS initial_context,
+                        $13::text AS number_zones) n
          ON CONFLICT {target} DO UPDATE SET {}
       RETURNING c.id, (c.xmax = 0)",
         rewrite("EXCLUDED")
@@ -289,7 +291,7 @@ async fn insert_or_update(
 
 type AsQuery<'q> = sqlx::query::QueryAs<'q, Postgres, (Uuid, bool), sqlx::postgres::PgArguments>;
 
-/// Binds parameters $4 to $12: the fields every upsert writes.
+/// Binds parameters $4 to $13: the fields every upsert writes.
 fn bind_fields<'q>(q: AsQuery<'q>, c: &'q NewContact) -> AsQuery<'q> {
     q.bind(numbers(c))
         .bind(Json(&c.data))
@@ -300,6 +302,7 @@ fn bind_fields<'q>(q: AsQuery<'q>, c: &'q NewContact) -> AsQuery<'q> {
         .bind(&c.agent.agent_number)
         .bind(c.agent.agent_config.as_ref().map(Json))
         .bind(&c.agent.initial_context)
+        .bind(crate::domain::number_zones::stored(&c.phone_numbers))
 }
 
 /// Resolves `key` as a UUID first, then as an external_id, within `scope`.
@@ -404,6 +407,7 @@ struct FactsRow {
     phone_numbers: Vec<String>,
     retired_numbers: Vec<i32>,
     suppressed: Vec<i32>,
+    number_zones: Option<String>,
     set_aside_reason: Option<String>,
     campaign_status: Option<CampaignStatus>,
     schedule: Option<Json<Schedule>>,
@@ -426,7 +430,7 @@ pub async fn explain_facts(
         "SELECT c.status, c.attempt_count, c.next_attempt_at, c.timezone,
                 c.attempt_count = 0 AND c.scheduled_at IS NOT NULL AS first_scheduled,
                 c.phone_numbers, c.retired_numbers, c.set_aside_reason,
-                dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed,
+                dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.number_zones,
                 k.status AS campaign_status, f.schedule, f.dialing_policy, o.concurrency_limit,
                 (SELECT count(*) FROM contacts x WHERE x.organization_id = c.organization_id
                     AND x.status IN ('locked', 'in_progress')) AS organization_active,
@@ -458,6 +462,7 @@ pub async fn explain_facts(
             campaign: r.campaign_status.zip(r.schedule.map(|s| s.0)),
             zone,
             bad_zone,
+            number_zones: r.number_zones,
             first_scheduled: r.first_scheduled,
             phone_numbers: r.phone_numbers,
             retired: r

@@ -151,7 +151,7 @@ pub async fn load(
         "CREATE TEMPORARY TABLE IF NOT EXISTS import_rows (
              id uuid, external_id text, phone_numbers text[], data jsonb, timezone text,
              scheduled_at timestamptz, agent_id text, agent_version text, agent_number text,
-             agent_config jsonb, initial_context text) ON COMMIT DELETE ROWS",
+             agent_config jsonb, initial_context text, number_zones text) ON COMMIT DELETE ROWS",
     )
     .execute(&mut *conn)
     .await?;
@@ -162,7 +162,8 @@ pub async fn load(
     let mut copy = conn
         .copy_in_raw(
             "COPY import_rows (id, external_id, phone_numbers, data, timezone, scheduled_at,
-                              agent_id, agent_version, agent_number, agent_config, initial_context)
+                              agent_id, agent_version, agent_number, agent_config, initial_context,
+                              number_zones)
              FROM STDIN",
         )
         .await?;
@@ -174,7 +175,8 @@ pub async fn load(
                                         next_attempt_at, {columns})
              SELECT s.id, $1, $2, $3, s.external_id, greatest(now(), s.scheduled_at),
                     s.phone_numbers, s.data, s.timezone, s.scheduled_at, s.agent_id,
-                    s.agent_version, s.agent_number, s.agent_config, s.initial_context
+                    s.agent_version, s.agent_number, s.agent_config, s.initial_context,
+                    s.number_zones
                FROM import_rows s
               ORDER BY s.external_id NULLS LAST
              ON CONFLICT (campaign_id, external_id) WHERE campaign_id IS NOT NULL
@@ -244,6 +246,10 @@ fn copy_text(rows: &[NewContact]) -> Vec<u8> {
                 .as_deref(),
         );
         opt(&mut out, row.agent.initial_context.as_deref());
+        opt(
+            &mut out,
+            crate::domain::number_zones::stored(&row.phone_numbers).as_deref(),
+        );
         out.push('\n');
     }
     out.into_bytes()

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::number_zones::{self, Source};
 use super::schedule::Schedule;
 use super::timezone::Timezone;
 use super::window::TimeWindow;
@@ -16,8 +17,9 @@ use super::window::TimeWindow;
 pub struct Evidence {
     /// When the claim decided, UTC.
     pub checked_at: DateTime<Utc>,
-    /// The zones checked (one today: the contact's own, or the default;
-    /// none for an ad-hoc contact without a zone).
+    /// The zones checked: the contact's own, the candidates of its numbers
+    /// (all of them under `strict` inference), or the default; none for an
+    /// ad-hoc contact without a zone.
     pub zones: Vec<ZoneChecked>,
     /// Which windows allowed the call: `default`, `override` (of the
     /// zone), `scheduled` or `scheduled_override` (a contact's first
@@ -33,7 +35,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ZoneChecked {
     pub zone: String,
-    /// `contact` (its stated zone) or `default` (the configuration's).
+    /// `contact` (its stated zone), `number` (from its numbers) or
+    /// `default` (the configuration's).
     pub source: String,
     /// Local wall-clock time there, e.g. `2026-12-01T09:12:04`.
     pub local_time: String,
@@ -52,6 +55,7 @@ pub struct ListChecked {
 pub fn record(
     schedule: Option<&Schedule>,
     zone: Option<Timezone>,
+    number_zones: Option<&str>,
     first_scheduled: bool,
     now: DateTime<Utc>,
     lists: Vec<ListChecked>,
@@ -70,10 +74,19 @@ pub fn record(
             dnc_lists: lists,
         };
     };
-    let (tz, source) = match zone {
-        Some(z) => (z, "contact"),
-        None => (schedule.default_timezone, "default"),
+    let zones = number_zones::resolve(
+        zone,
+        number_zones,
+        schedule.timezone_inference,
+        schedule.default_timezone,
+    );
+    let source = match zones.source {
+        Source::Contact => "contact",
+        Source::Number => "number",
+        Source::Default => "default",
     };
+    // The windows of the first zone: every zone's window was open.
+    let tz = zones.zones[0];
     let overridden = if first_scheduled {
         schedule
             .scheduled_overrides
@@ -98,7 +111,11 @@ pub fn record(
         .cloned();
     Evidence {
         checked_at: now,
-        zones: vec![checked(tz, source, now)],
+        zones: zones
+            .zones
+            .iter()
+            .map(|&z| checked(z, source, now))
+            .collect(),
         windows: windows.into(),
         window,
         dnc_lists: lists,
@@ -133,20 +150,35 @@ mod tests {
         .unwrap();
         // Tuesday 1 December 2026, 15:30 UTC: 10:30 in New York, 16:30 in Paris.
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 15, 30, 0).unwrap();
-        let e = record(Some(&schedule), None, false, now, vec![]);
+        let e = record(Some(&schedule), None, None, false, now, vec![]);
         assert_eq!(e.zones[0].zone, "America/New_York");
         assert_eq!(e.zones[0].source, "default");
         assert_eq!(e.zones[0].local_time, "2026-12-01T10:30:00");
         assert_eq!(e.windows, "default");
         assert!(e.window.is_some());
         let paris = "Europe/Paris".parse().ok();
-        let e = record(Some(&schedule), paris, false, now, vec![]);
+        let e = record(Some(&schedule), paris, None, false, now, vec![]);
         assert_eq!(
             (e.zones[0].source.as_str(), e.windows.as_str()),
             ("contact", "override")
         );
         assert_eq!(e.zones[0].local_time, "2026-12-01T16:30:00");
-        let e = record(None, None, false, now, vec![]);
+        let e = record(None, None, None, false, now, vec![]);
         assert_eq!(e.windows, "none");
+        let both = Some("America/Chicago America/New_York");
+        let e = record(Some(&schedule), None, both, false, now, vec![]);
+        let zones: Vec<(&str, &str)> = e
+            .zones
+            .iter()
+            .map(|z| (z.zone.as_str(), z.source.as_str()))
+            .collect();
+        assert_eq!(
+            zones,
+            [
+                ("America/Chicago", "number"),
+                ("America/New_York", "number")
+            ]
+        );
+        assert_eq!(e.windows, "default");
     }
 }

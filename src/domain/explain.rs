@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::number_zones::{self, Source};
 use super::phone::E164;
 use super::schedule::Schedule;
 use super::status::{CampaignStatus, ContactStatus};
@@ -29,6 +30,8 @@ pub struct Facts {
     pub zone: Option<Timezone>,
     /// A stated zone that names no zone: no window ever opens for it.
     pub bad_zone: Option<String>,
+    /// The candidate zones of its numbers, as stored.
+    pub number_zones: Option<String>,
     /// The first attempt of a contact with `scheduled_at`: the schedule's
     /// scheduled windows apply.
     pub first_scheduled: bool,
@@ -146,28 +149,40 @@ pub fn explain(facts: &Facts, now: DateTime<Utc>) -> Explanation {
             format!("campaign {}", campaign_status.as_str()),
             None,
         );
-        let zone = facts.zone.unwrap_or(schedule.default_timezone);
-        let source = if facts.zone.is_some() {
-            "the contact's"
-        } else {
-            "the default"
+        let zones = number_zones::resolve(
+            facts.zone,
+            facts.number_zones.as_deref(),
+            schedule.timezone_inference,
+            schedule.default_timezone,
+        );
+        let source = match zones.source {
+            Source::Contact => "the contact's zone",
+            Source::Number => "the zones of its numbers: open only when open in every one",
+            Source::Default => "the default zone",
         };
-        let open = schedule.is_open(facts.zone, facts.first_scheduled, now);
-        let local = now.with_timezone(&zone.0).format("%a %H:%M");
-        let opens = schedule.next_open(facts.zone, facts.first_scheduled, when);
+        let open = schedule.is_open_in(&zones, facts.first_scheduled, now);
+        let each: Vec<String> = zones
+            .zones
+            .iter()
+            .map(|z| {
+                let state = if schedule.is_open(Some(*z), facts.first_scheduled, now) {
+                    "inside"
+                } else {
+                    "outside"
+                };
+                format!(
+                    "{} in {} ({state})",
+                    now.with_timezone(&z.0).format("%a %H:%M"),
+                    z.name()
+                )
+            })
+            .collect();
+        let local = each.join(", ");
+        let opens = schedule.next_open_in(&zones, facts.first_scheduled, when);
         let detail = match (open, opens) {
-            (true, _) => format!(
-                "{local} in {} ({source} zone): inside a window",
-                zone.name()
-            ),
-            (false, Some(_)) => format!(
-                "{local} in {} ({source} zone): outside every window",
-                zone.name()
-            ),
-            (false, None) => format!(
-                "{local} in {} ({source} zone): no window opens within 8 days",
-                zone.name()
-            ),
+            (true, _) => format!("{local} ({source}): inside a window"),
+            (false, Some(_)) => format!("{local} ({source}): outside a window"),
+            (false, None) => format!("{local} ({source}): no window opens within 8 days"),
         };
         if opens.is_none() {
             never = true;
@@ -280,6 +295,7 @@ mod tests {
             phone_numbers: vec!["+14155550100".into()],
             retired: vec![],
             suppressed: vec![],
+            number_zones: None,
             set_aside_reason: None,
             organization_active: 0,
             organization_limit: 10,

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod call;
 pub mod evidence;
 pub mod explain;
+pub mod number_zones;
 pub mod phone;
 pub mod plan;
 pub mod policy;

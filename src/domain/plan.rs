@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::agent::AgentFields;
 use super::policy::DialingPolicy;
 use super::schedule::Schedule;
-use super::timezone::Timezone;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CampaignPlan {
@@ -30,18 +29,19 @@ pub struct Gate {
 }
 
 impl CampaignPlan {
-    /// The open gates among the zones the campaign's contacts use. A stored
-    /// zone that does not parse is never open.
+    /// The open gates among the zone keys the campaign's contacts use (a
+    /// stated zone, `~` and the zones of their numbers, or ""): open when
+    /// the window is open in every zone the key stands for under the
+    /// schedule's `timezone_inference`. A stated zone that does not parse
+    /// is never open.
     pub fn open_gates(&self, zones: &[String], now: DateTime<Utc>) -> Vec<Gate> {
         let mut gates = Vec::new();
         for zone in zones {
-            let parsed: Option<Option<Timezone>> = match zone.as_str() {
-                "" => Some(None),
-                name => name.parse().ok().map(Some),
+            let Some(checked) = self.schedule.zones_of(zone) else {
+                continue;
             };
-            let Some(tz) = parsed else { continue };
             for first_scheduled in [false, true] {
-                if self.schedule.is_open(tz, first_scheduled, now) {
+                if self.schedule.is_open_in(&checked, first_scheduled, now) {
                     gates.push(Gate {
                         zone: zone.clone(),
                         first_scheduled,

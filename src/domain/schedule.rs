@@ -1,6 +1,7 @@
 //! A configuration's schedule: which windows apply to a contact, and whether
 //! they are open now (SPEC 1, Configuration).
 
+use super::number_zones::{self, Inference, Zones};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -30,6 +31,10 @@ pub struct Schedule {
     pub scheduled_windows: Option<Vec<TimeWindow>>,
     /// First attempt of a contact with `scheduled_at`; null falls back to `overrides`.
     pub scheduled_overrides: Option<Vec<Override>>,
+    /// Zones of a contact that states none, from its numbers: `strict`
+    /// (every candidate zone must be inside the window), `first` (the
+    /// first candidate) or `off` (the default zone).
+    pub timezone_inference: Inference,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +50,8 @@ struct RawSchedule {
     scheduled_windows: Option<Vec<TimeWindow>>,
     #[serde(default)]
     scheduled_overrides: Option<Vec<Override>>,
+    #[serde(default)]
+    timezone_inference: Inference,
 }
 
 fn unique_zones(list: &[Override], field: &str) -> Result<(), String> {
@@ -70,6 +77,7 @@ impl TryFrom<RawSchedule> for Schedule {
             overrides: raw.overrides,
             scheduled_windows: raw.scheduled_windows,
             scheduled_overrides: raw.scheduled_overrides,
+            timezone_inference: raw.timezone_inference,
         })
     }
 }
@@ -108,6 +116,27 @@ impl Schedule {
             .any(|w| w.contains(local))
     }
 
+    /// Whether a contact checked in `zones` may be called at `now`: the
+    /// window must be open in every one of them.
+    pub fn is_open_in(&self, zones: &Zones, first_scheduled: bool, now: DateTime<Utc>) -> bool {
+        zones
+            .zones
+            .iter()
+            .all(|&z| self.is_open(Some(z), first_scheduled, now))
+    }
+
+    /// The zones a contact with a stored zone key (`contacts.zone_key`) is
+    /// checked in; None for a stated zone that does not parse.
+    pub fn zones_of(&self, key: &str) -> Option<Zones> {
+        let (stated, numbers) = number_zones::parse_key(key)?;
+        Some(number_zones::resolve(
+            stated,
+            numbers,
+            self.timezone_inference,
+            self.default_timezone,
+        ))
+    }
+
     /// The first moment at or after `after` when a contact in `zone` may be
     /// called, within a week and a day; `None` when no window opens by then.
     /// Windows start and end on whole local minutes, and every zone's
@@ -120,7 +149,21 @@ impl Schedule {
         first_scheduled: bool,
         after: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        if self.is_open(zone, first_scheduled, after) {
+        let zones = Zones {
+            zones: vec![zone.unwrap_or(self.default_timezone)],
+            source: number_zones::Source::Default,
+        };
+        self.next_open_in(&zones, first_scheduled, after)
+    }
+
+    /// [`Schedule::next_open`] for a contact checked in every one of `zones`.
+    pub fn next_open_in(
+        &self,
+        zones: &Zones,
+        first_scheduled: bool,
+        after: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if self.is_open_in(zones, first_scheduled, after) {
             return Some(after);
         }
         let minute = chrono::Duration::minutes(1);
@@ -128,7 +171,7 @@ impl Schedule {
         let mut t = DateTime::<Utc>::from_timestamp(whole, 0)? + minute;
         let end = after + chrono::Duration::days(8);
         while t <= end {
-            if self.is_open(zone, first_scheduled, t) {
+            if self.is_open_in(zones, first_scheduled, t) {
                 return Some(t);
             }
             t += minute;

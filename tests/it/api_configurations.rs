@@ -189,7 +189,8 @@ async fn midnight_crossing_windows_and_scheduled_overrides_are_accepted() {
         "default_windows": [{"days": ["fri"], "start": "22:30", "end": "03:30"}],
         "overrides": [{"timezone": "Asia/Tokyo", "windows": [{"days": ["sat", "sun"], "start": "10:00", "end": "12:00"}]}],
         "scheduled_windows": [{"days": ["mon"], "start": "18:00", "end": "20:00"}],
-        "scheduled_overrides": []
+        "scheduled_overrides": [],
+        "timezone_inference": "first"
     });
     let (status, body) = app
         .post(

@@ -33,7 +33,7 @@ async fn gates(pool: &sqlx::PgPool, campaign: Uuid) -> OpenGates {
         .fetch_one(pool)
         .await
         .unwrap();
-    open_gates(&[(org, campaign)])
+    open_gates(pool, &[(org, campaign)]).await
 }
 
 /// Claims up to `want` of the campaign's contacts for `owner`; each call is
@@ -409,10 +409,26 @@ async fn pending_zones_are_the_distinct_zones_of_waiting_contacts() {
     .unwrap();
     let mut zones = zones_of(&db, campaign).await;
     zones.sort();
+    // Contacts stating no zone are keyed by the zones of their numbers
+    // (+1 415 and +1 212); one written by other means, with none, by "".
     assert_eq!(
         zones,
-        ["", "America/New_York", "Asia/Tokyo", "Europe/Paris"]
+        [
+            "America/New_York",
+            "Asia/Tokyo",
+            "Europe/Paris",
+            "~America/Los_Angeles America/New_York"
+        ]
     );
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
+         SELECT gen_random_uuid(), organization_id, id, ARRAY['+14155559999'] FROM campaigns WHERE id = $1",
+    )
+    .bind(campaign)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(zones_of(&db, campaign).await[0], "");
 
     // With no contact lacking a zone, no "" gate; with none waiting, none at all.
     exec(
@@ -689,7 +705,7 @@ async fn the_callable_backlog_is_the_due_contacts_the_open_gates_let_through() {
     .await
     .unwrap();
     // The open campaign's gate for contacts with no zone; none for `shut`.
-    let gates = open_gates(&[(org, open)]);
+    let gates = open_gates(&db.pool, &[(org, open)]).await;
     let backlog = claim::backlog(&db.pool, Utc::now(), &gates).await.unwrap();
     assert_eq!(backlog.due, 4 + 3 + 2 - 1);
     assert_eq!(

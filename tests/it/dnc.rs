@@ -208,10 +208,11 @@ async fn a_listed_number_is_skipped_and_a_contact_with_none_left_ends_suppressed
         .await;
     let evidence = &first["attempts"][0]["evidence"];
     assert_eq!(
-        evidence["zones"][0]["zone"], "America/New_York",
+        evidence["zones"][0]["zone"], "America/Los_Angeles",
         "{evidence}"
     );
-    assert_eq!(evidence["zones"][0]["source"], "default");
+    // No stated zone: the zone of its (+1 415) numbers.
+    assert_eq!(evidence["zones"][0]["source"], "number");
     assert_eq!(evidence["windows"], "default");
     assert!(evidence["window"]["start"].is_string(), "{evidence}");
     assert_eq!(
@@ -225,7 +226,7 @@ async fn a_listed_number_is_skipped_and_a_contact_with_none_left_ends_suppressed
         chrono::DateTime::parse_from_rfc3339(evidence["checked_at"].as_str().unwrap()).unwrap();
     assert!(checked <= attempted && attempted - checked < chrono::Duration::seconds(5));
     let local = checked
-        .with_timezone(&chrono_tz::America::New_York)
+        .with_timezone(&chrono_tz::America::Los_Angeles)
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
     assert_eq!(evidence["zones"][0]["local_time"], local);

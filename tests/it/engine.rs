@@ -136,7 +136,11 @@ async fn calling_windows_gate_each_contact_by_its_own_local_time() {
             {"timezone": "Europe/Berlin", "windows": [{"days": ["fri"], "start": "22:30", "end": "03:30"}]},
             {"timezone": "Asia/Tokyo", "windows": [{"days": ["sat"], "start": "10:00", "end": "12:00"}]}
         ],
-        "scheduled_windows": [{"days": ["fri"], "start": "18:00", "end": "21:00"}]
+        "scheduled_windows": [{"days": ["fri"], "start": "18:00", "end": "21:00"}],
+        // Contacts without a zone use the default one here (their +1 415
+        // numbers would say Los Angeles): tests/it/engine.rs's inference
+        // test covers zones from numbers.
+        "timezone_inference": "off"
     });
     let campaign = app
         .campaign_with(
@@ -208,9 +212,113 @@ fn next_us_dst_start() -> chrono::NaiveDate {
 }
 
 #[tokio::test]
+async fn a_contact_without_a_zone_is_called_in_the_zones_of_its_numbers() {
+    let app = TestApp::spawn().await;
+    let every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let schedule = |inference: &str| {
+        json!({"schedule": {
+            "default_timezone": "America/New_York",
+            "default_windows": [{"days": every_day, "start": "09:00", "end": "21:00"}],
+            "timezone_inference": inference},
+          "dialing_policy": {"default_country": "US"}})
+    };
+    let strict = app
+        .campaign_with(schedule("strict"), json!({"name": "strict"}))
+        .await;
+    let off = app
+        .campaign_with(schedule("off"), json!({"name": "off"}))
+        .await;
+    let contact = |id: &str, numbers: &[&str], tz: Option<&str>| json!({"external_id": id, "phone_numbers": numbers, "timezone": tz});
+    app.contacts(
+        &strict,
+        json!([
+            contact("new_york", &["+12125550101"], None),
+            contact("los_angeles", &["+14155550102"], None),
+            contact("honolulu", &["+18085550103"], None),
+            contact("stated", &["+18085550104"], Some("America/New_York")),
+            contact("toll_free", &["+18005550105"], None),
+            contact("two_zones", &["+12125550106", "+18085550107"], None),
+        ]),
+    )
+    .await;
+    app.contacts(&off, json!([contact("off", &["+18085550108"], None)]))
+        .await;
+    // Wednesday 15:00 UTC: 10:00 in New York, 07:00 in Los Angeles, 05:00 in Honolulu.
+    let wednesday = upcoming(Weekday::Wed, 15, 0, chrono_tz::UTC);
+    let clock = ManualClock::at(wednesday);
+    let engine = start_engine(&app.db, &engine_settings(&app.db, 5), clock.clone()).await;
+    eventually(10, "New York's numbers and zones dialed", || async {
+        count(&app, "SELECT count(*) FROM attempts").await == 3
+    })
+    .await;
+    cycles_ran(&engine).await;
+    let mut dialed = app.dial_order().await;
+    dialed.sort();
+    // A stated zone wins over its number's; with inference off, the default zone.
+    assert_eq!(dialed, ["new_york", "off", "stated"]);
+
+    // 19:30 UTC: 14:30 in New York, 11:30 in Los Angeles, 09:30 in Honolulu.
+    clock.set(wednesday + Span::minutes(270));
+    eventually(10, "every zone of the numbers open", || async {
+        count(&app, "SELECT count(*) FROM attempts").await == 6
+    })
+    .await;
+    cycles_ran(&engine).await;
+    let mut dialed = app.dial_order().await;
+    dialed.sort();
+    assert_eq!(
+        dialed,
+        [
+            "honolulu",
+            "los_angeles",
+            "new_york",
+            "off",
+            "stated",
+            "two_zones"
+        ]
+    );
+    // A toll-free number could be anywhere on the plan, Guam to Pago Pago:
+    // it waits until the window is open in every one of its zones.
+    let (_, why) = app
+        .get(&format!(
+            "/campaign/campaigns/{strict}/contacts/toll_free/explain"
+        ))
+        .await;
+    let window = why["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["gate"] == "window")
+        .unwrap()
+        .clone();
+    let detail = window["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Pacific/Guam") && detail.contains("Pacific/Pago_Pago"),
+        "{detail}"
+    );
+    // 23:30 UTC: 09:30 (Thursday) in Guam, 12:30 in Pago Pago, 20:00 in St John's.
+    clock.set(wednesday + Span::minutes(510));
+    eventually(10, "the toll-free number dialed", || async {
+        count(&app, "SELECT count(*) FROM attempts").await == 7
+    })
+    .await;
+    let (_, two) = app
+        .get(&format!("/campaign/campaigns/{strict}/contacts/two_zones"))
+        .await;
+    let zones: Vec<&str> = two["attempts"][0]["evidence"]["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(zones, ["America/New_York", "Pacific/Honolulu"]);
+    engine.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
 async fn windows_follow_the_contacts_clock_across_a_dst_change() {
     let app = TestApp::spawn().await;
-    let schedule = json!({"default_timezone": "America/New_York", "default_windows": [{"days": ["sun"], "start": "09:00", "end": "10:00"}]});
+    let schedule = json!({"default_timezone": "America/New_York", "default_windows": [{"days": ["sun"], "start": "09:00", "end": "10:00"}], "timezone_inference": "off"});
     let campaign = app
         .campaign_with(json!({"schedule": schedule}), json!({}))
         .await;

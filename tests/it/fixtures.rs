@@ -10,19 +10,38 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// Gates open for contacts with no zone of their own, in each
-/// (organization, campaign) given: what the claim is allowed to take.
-pub fn open_gates(campaigns: &[(Uuid, Uuid)]) -> dialerd::db::claim::OpenGates {
+/// Gates open for contacts that state no zone of their own, in each
+/// (organization, campaign) given: the claim may take them. Their zone key
+/// is "" or, for contacts written through dialerd, `~` and the zones of
+/// their numbers: every key their contacts have now is opened.
+pub async fn open_gates(
+    pool: &sqlx::PgPool,
+    campaigns: &[(Uuid, Uuid)],
+) -> dialerd::db::claim::OpenGates {
+    let ids: Vec<Uuid> = campaigns.iter().map(|&(_, c)| c).collect();
+    let keys: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT DISTINCT campaign_id, zone_key FROM contacts
+          WHERE campaign_id = ANY($1) AND timezone IS NULL",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .expect("the contacts' zone keys");
     let mut gates = dialerd::db::claim::OpenGates::default();
     for &(org, campaign) in campaigns {
-        gates.add(
-            org,
-            campaign,
-            &[dialerd::domain::plan::Gate {
-                zone: String::new(),
+        let mut open: Vec<dialerd::domain::plan::Gate> = keys
+            .iter()
+            .filter(|(c, _)| *c == campaign)
+            .map(|(_, key)| key.clone())
+            .chain([String::new()])
+            .map(|zone| dialerd::domain::plan::Gate {
+                zone,
                 first_scheduled: false,
-            }],
-        );
+            })
+            .collect();
+        open.sort();
+        open.dedup();
+        gates.add(org, campaign, &open);
     }
     gates.seal();
     gates

@@ -68,7 +68,7 @@ async fn free_slots_are_shared_among_many_organizations_by_the_largest_remainder
     let db = TestDb::new().await;
     let limits: Vec<i32> = (1..=12).collect();
     let orgs = organizations(&db, &limits, 30).await;
-    let (claimed, _) = claim(&db, &open_gates(&orgs), 20, 20).await;
+    let (claimed, _) = claim(&db, &open_gates(&db.pool, &orgs).await, 20, 20).await;
     // 20 slots over limits 1..12 (sum 78): quotas 20 * i / 78, floors
     // 0 0 0 1 1 1 1 2 2 2 2 3 (15 slots), the 5 left to the largest
     // remainders: i = 11 (.821), 7 (.795), 3 (.769), 10 (.564), 6 (.538).
@@ -84,7 +84,7 @@ async fn free_slots_are_shared_among_many_organizations_by_the_largest_remainder
 async fn an_organization_given_work_after_a_long_idle_spell_is_claimed_at_once() {
     let db = TestDb::new().await;
     let orgs = organizations(&db, &[10, 10], 2).await;
-    let gates = open_gates(&orgs);
+    let gates = open_gates(&db.pool, &orgs).await;
     let (busy, idle) = (orgs[0], orgs[1]);
     // The idle organization's contacts finished long ago: its bound is
     // stale until a claim finds it with nothing due and raises it.
@@ -144,12 +144,12 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
     .unwrap();
     // A claim finds nothing due (the contact is not committed) and raises:
     // the organization is passed over, its bound left as it is.
-    let (claimed, idle) = claim(&db, &open_gates(&orgs), 10, 100).await;
+    let (claimed, idle) = claim(&db, &open_gates(&db.pool, &orgs).await, 10, 100).await;
     assert!(claimed.is_empty());
     assert_eq!(idle, vec![org]);
     assert_eq!(claim::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
     writer.commit().await.unwrap();
-    let (claimed, _) = claim(&db, &open_gates(&orgs), 10, 100).await;
+    let (claimed, _) = claim(&db, &open_gates(&db.pool, &orgs).await, 10, 100).await;
     assert_eq!(
         claimed,
         vec![org],
