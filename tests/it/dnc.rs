@@ -392,3 +392,90 @@ async fn dnc_load_reads_e164_and_the_registry_format_and_replaces_only_with_a_wh
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn numbers_listed_mid_campaign_are_never_dialed_after_the_listing_returns_across_two_daemons()
+{
+    let app = TestApp::spawn().await;
+    let campaign = app
+        .campaign_with(json!({"schedule": around_the_clock()}), json!({}))
+        .await;
+    let numbers: Vec<String> = (0..300)
+        .map(|i| format!("+1415555{:04}", 1000 + i))
+        .collect();
+    let contacts: Vec<Value> = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({"external_id": format!("c{i}"), "phone_numbers": [n]}))
+        .collect();
+    app.contacts(&campaign, json!(contacts)).await;
+    let id = list(&app, "complaints", json!({})).await;
+    // Two daemons of 5 lines, calls of 300 ms: some 30 calls a second.
+    let mut settings = engine_settings(&app.db, 5);
+    settings.telephony.simulated.mean_call_ms = 300;
+    settings.telephony.simulated.duration = dialerd::settings::DurationShape::Fixed;
+    let one = start_engine(&app.db, &settings, dialerd::clock::SystemClock).await;
+    let two = start_engine(&app.db, &settings, dialerd::clock::SystemClock).await;
+    plans_published(&one, 1).await;
+    // While they dial, list ten numbers every 100 ms: those of contacts
+    // waiting or claimed right now (queued, some with an attempt being
+    // written), each batch's moment noted once its answer is in.
+    let mut listed: Vec<(String, chrono::DateTime<chrono::Utc>)> = Vec::new();
+    for _ in 0..15 {
+        let batch: Vec<String> = sqlx::query_scalar(
+            "SELECT phone_numbers[1] FROM contacts
+              WHERE status IN ('pending', 'in_progress') AND phone_numbers[1] <> ALL($1)
+              ORDER BY random() LIMIT 10",
+        )
+        .bind(listed.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>())
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+        let (status, body) = app
+            .post(
+                &format!("/campaign/dnc-lists/{id}/numbers"),
+                json!({"numbers": batch}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let answered = chrono::Utc::now();
+        listed.extend(batch.into_iter().map(|n| (n, answered)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually(30, "every contact final", || async {
+        app.db
+            .count("SELECT count(*) FROM contacts WHERE status IN ('completed', 'exhausted')")
+            .await
+            == 300
+    })
+    .await;
+    one.stop(Duration::from_secs(5)).await.unwrap();
+    two.stop(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(listed.len(), 150);
+    let mut suppressed = 0;
+    for (number, answered) in &listed {
+        let dialed: Vec<chrono::DateTime<chrono::Utc>> =
+            sqlx::query_scalar("SELECT created_at FROM attempts WHERE phone_number = $1")
+                .bind(number)
+                .fetch_all(&app.db.pool)
+                .await
+                .unwrap();
+        for at in &dialed {
+            assert!(
+                at < answered,
+                "{number} dialed at {at}, after its listing at {answered}"
+            );
+        }
+        suppressed += usize::from(dialed.is_empty());
+    }
+    // Most listed numbers were still waiting: they end suppressed, uncalled.
+    let set_aside = app
+        .db
+        .count("SELECT count(*) FROM contacts WHERE set_aside_reason LIKE 'suppressed%'")
+        .await;
+    assert_eq!(set_aside as usize, suppressed);
+    assert!(
+        suppressed > 50,
+        "{suppressed} of 150 listed numbers were never dialed"
+    );
+}
