@@ -329,31 +329,39 @@ impl Load {
         .bind(self.key)
         .fetch_one(&mut *conn)
         .await?;
-        let mut size = 0;
-        if !replace {
-            size += sqlx::query(
-                "INSERT INTO dnc_numbers (number, list_key, generation, added_at)
-                 SELECT d.number, d.list_key, $2, d.added_at
-                   FROM dnc_numbers d JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
-                  WHERE d.list_key = $1
-                  ORDER BY d.number",
-            )
-            .bind(self.key)
-            .bind(next)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        }
-        size += sqlx::query(
+        // The new generation is empty and the staged numbers made distinct:
+        // a plain insert, in index order.
+        let mut size = sqlx::query(
             "INSERT INTO dnc_numbers (number, list_key, generation)
-             SELECT DISTINCT number, $1, $2 FROM dnc_staging ORDER BY 1
-             ON CONFLICT DO NOTHING",
+             SELECT DISTINCT number, $1, $2 FROM dnc_staging ORDER BY 1",
         )
         .bind(self.key)
         .bind(next)
         .execute(&mut *conn)
         .await?
         .rows_affected();
+        if !replace {
+            // The numbers in force join it; one also in the file keeps the
+            // moment it was first listed.
+            let fresh: i64 = sqlx::query_scalar(
+                "WITH copied AS (
+                     INSERT INTO dnc_numbers (number, list_key, generation, added_at)
+                     SELECT d.number, d.list_key, $2, d.added_at
+                       FROM dnc_numbers d
+                       JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
+                      WHERE d.list_key = $1
+                      ORDER BY d.number
+                     ON CONFLICT (number, list_key, generation)
+                     DO UPDATE SET added_at = excluded.added_at
+                     RETURNING xmax = 0 AS fresh)
+                 SELECT count(*) FILTER (WHERE fresh) FROM copied",
+            )
+            .bind(self.key)
+            .bind(next)
+            .fetch_one(&mut *conn)
+            .await?;
+            size += fresh as u64;
+        }
         let size = size as i64;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         exclude_claims(&mut tx).await?;

@@ -39,12 +39,12 @@ fn found(program: &str) -> Option<String> {
 
 impl Browser {
     /// None (the test says it skips) when no browser is installed, unless
-    /// DIALERD_REQUIRE_BROWSER is set (`.ci/run` sets it, having installed one).
+    /// UI_TESTS_REQUIRE_BROWSER is set (`.ci/run` sets it, having installed one).
     async fn start() -> Option<Browser> {
         let (Some(driver), Some(chromium)) = (found("chromedriver"), found("chromium")) else {
             assert!(
-                std::env::var_os("DIALERD_REQUIRE_BROWSER").is_none(),
-                "DIALERD_REQUIRE_BROWSER is set but chromium or chromedriver is missing"
+                std::env::var_os("UI_TESTS_REQUIRE_BROWSER").is_none(),
+                "UI_TESTS_REQUIRE_BROWSER is set but chromium or chromedriver is missing"
             );
             eprintln!(
                 "SKIPPED: no chromium and chromedriver here (Debian packages chromium, \

@@ -328,6 +328,25 @@ async fn dnc_load_reads_e164_and_the_registry_format_and_replaces_only_with_a_wh
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 numbers read"));
 
+    // Loading more adds to the list; a number already on it keeps its date.
+    let (_, before) = app.get("/campaign/dnc-numbers/+14155550104").await;
+    let more = file("more.txt", "+14155550104\n+14155550105\n");
+    let out = dialerd(
+        &app.db.url,
+        &["dnc", "load", "--list", "own", "--org", &org, &more],
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 numbers on the list"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_, after) = app.get("/campaign/dnc-numbers/+14155550104").await;
+    assert_eq!(
+        before["lists"][0]["added_at"],
+        after["lists"][0]["added_at"]
+    );
+
     // --replace needs a whole file, and --allow-empty to empty a list.
     let out = dialerd(
         &app.db.url,
