@@ -56,10 +56,16 @@ impl Running {
         };
         let secret = (settings.telephony.backend == Backend::Http)
             .then_some(settings.telephony.http.signing_secret.as_str());
-        let global_limit = settings.dialer.global_concurrency_limit;
         let imports =
             api::imports::Imports::new(settings.http.max_import_bytes, limits.request_timeout);
-        let app = api::app(pool, probe, limits, secret, global_limit, imports.clone());
+        let app = api::app(
+            pool,
+            probe,
+            limits,
+            secret,
+            &settings.dialer,
+            imports.clone(),
+        );
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop)

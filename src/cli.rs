@@ -24,6 +24,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Load a CSV file of contacts into a campaign, with a progress bar.
     Import(crate::import::command::ImportArgs),
+    /// When campaigns finish with N lines, simulated on the engine's rules (reads only).
+    Forecast(crate::forecast::command::ForecastArgs),
     /// Do-not-call lists.
     #[command(subcommand)]
     Dnc(DncCommand),

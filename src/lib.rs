@@ -9,6 +9,7 @@ pub mod clock;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod forecast;
 pub mod import;
 pub mod monitoring;
 pub mod settings;

@@ -48,6 +48,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = app::database(&settings).await?;
             dialerd::import::command::run(&pool, args).await
         }
+        Command::Forecast(args) => dialerd::forecast::command::run(&settings, args).await,
         Command::Dnc(DncCommand::Load(args)) => {
             let pool = app::database(&settings).await?;
             dialerd::import::dnc::run(&pool, args).await

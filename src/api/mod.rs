@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod dnc;
 pub mod error;
 pub mod extract;
+pub mod forecast;
 pub mod health;
 pub mod imports;
 pub mod openapi;
@@ -39,8 +40,12 @@ pub struct AppState {
     pub probe: Option<Probe>,
     /// The key of status callback signatures, when the backend is `http`.
     pub callback_secret: Option<std::sync::Arc<str>>,
-    /// `dialer.global_concurrency_limit`, for explanations.
+    /// `dialer.global_concurrency_limit`, for explanations and forecasts.
     pub global_limit: u32,
+    /// `dialer.lines`, the line count a forecast assumes when asked none.
+    pub lines: u32,
+    /// Forecasts computing in this process.
+    pub forecasts: forecast::Forecasts,
     /// Bulk imports running in this process.
     pub imports: imports::Imports,
 }
@@ -98,6 +103,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             configurations::patch,
             configurations::delete
         ))
+        .routes(routes!(forecast::forecast))
         .routes(routes!(organization::timezones))
         .routes(routes!(callbacks::receive))
         .routes(routes!(
@@ -113,7 +119,7 @@ pub fn app(
     probe: Option<Probe>,
     limits: HttpLimits,
     callback_secret: Option<&str>,
-    global_limit: u32,
+    dialer: &crate::settings::DialerSettings,
     imports: imports::Imports,
 ) -> Router {
     let (api, doc) = routes();
@@ -140,7 +146,9 @@ pub fn app(
             pool,
             probe,
             callback_secret: callback_secret.map(Into::into),
-            global_limit,
+            global_limit: dialer.global_concurrency_limit,
+            lines: dialer.lines,
+            forecasts: forecast::Forecasts::default(),
             imports,
         })
 }

@@ -37,23 +37,42 @@ impl Simulated {
     /// Draws the outcome and duration of one call.
     fn draw(&self) -> (Outcome, Duration) {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let answered = rng.random::<f64>() < self.settings.answer_rate;
-        let outcome = if answered {
-            Outcome::Completed
-        } else {
-            pick(&mut rng, &self.settings.unanswered)
-        };
-        let mean = self.settings.mean_call_ms as f64;
-        let ms = match self.settings.duration {
-            DurationShape::Fixed => mean,
-            DurationShape::Uniform => rng.random::<f64>() * 2.0 * mean,
-            DurationShape::Exponential => -mean * (1.0 - rng.random::<f64>()).ln(),
-        };
-        (outcome, Duration::from_micros((ms * 1000.0) as u64))
+        let s = &self.settings;
+        draw(
+            &mut *rng,
+            s.answer_rate,
+            s.mean_call_ms as f64,
+            s.duration,
+            &s.unanswered,
+        )
     }
 }
 
-fn pick(rng: &mut StdRng, mix: &OutcomeMix) -> Outcome {
+/// One call of the simulated network: answered with `answer_rate` (then
+/// `completed`), else an outcome of `unanswered` by weight; its length
+/// drawn around `mean_ms` by `shape`. The forecast draws its calls with it.
+pub fn draw<R: Rng>(
+    rng: &mut R,
+    answer_rate: f64,
+    mean_ms: f64,
+    shape: DurationShape,
+    unanswered: &OutcomeMix,
+) -> (Outcome, Duration) {
+    let answered = rng.random::<f64>() < answer_rate;
+    let outcome = if answered {
+        Outcome::Completed
+    } else {
+        pick(rng, unanswered)
+    };
+    let ms = match shape {
+        DurationShape::Fixed => mean_ms,
+        DurationShape::Uniform => rng.random::<f64>() * 2.0 * mean_ms,
+        DurationShape::Exponential => -mean_ms * (1.0 - rng.random::<f64>()).ln(),
+    };
+    (outcome, Duration::from_micros((ms * 1000.0) as u64))
+}
+
+fn pick<R: Rng>(rng: &mut R, mix: &OutcomeMix) -> Outcome {
     let weights = [
         (Outcome::NoAnswer, mix.no_answer),
         (Outcome::Busy, mix.busy),

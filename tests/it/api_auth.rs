@@ -79,6 +79,20 @@ async fn scopes_decide_what_a_token_may_do() {
             StatusCode::FORBIDDEN,
         ),
         (
+            &reader,
+            Method::POST,
+            "/campaign/forecast".into(),
+            Some(json!({"campaigns": [id], "lines": [2]})),
+            StatusCode::OK,
+        ),
+        (
+            &conc_reader,
+            Method::POST,
+            "/campaign/forecast".into(),
+            Some(json!({"lines": [2]})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
             &conc_reader,
             Method::GET,
             "/campaign/concurrency-settings".into(),
@@ -342,6 +356,7 @@ async fn the_openapi_document_describes_every_route() {
             "/campaign/configurations/{configuration_id}",
             &["delete", "get", "patch"],
         ),
+        ("/campaign/forecast", &["post"]),
         ("/campaign/timezones", &["get"]),
         ("/campaign/concurrency-settings", &["get", "put"]),
         ("/telephony/callbacks", &["post"]),

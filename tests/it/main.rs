@@ -12,6 +12,7 @@ mod dnc;
 mod engine;
 mod explain;
 mod fixtures;
+mod forecast;
 mod helpers;
 mod hostile;
 mod imports;

@@ -362,6 +362,20 @@ async fn every_route_answers_as_the_openapi_document_says() {
     )
     .await;
 
+    // Forecast: an answer, a field out of range, a campaign not the caller's.
+    let forecast = "/campaign/forecast";
+    c.manage(M::POST, forecast, forecast, Some(json!({"lines": [1, 5]})))
+        .await;
+    c.manage(M::POST, forecast, forecast, Some(json!({"lines": [0]})))
+        .await;
+    c.manage(
+        M::POST,
+        forecast,
+        forecast,
+        Some(json!({"campaigns": ["nobody-has-this"]})),
+    )
+    .await;
+
     // Organization.
     c.manage(M::GET, "/campaign/timezones", "/campaign/timezones", None)
         .await;
