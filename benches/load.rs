@@ -11,6 +11,7 @@
 //! cargo bench --bench load -- tenants [--orgs 10000] [--contacts 100000] [--lines 200] [--call-ms 200]
 //! cargo bench --bench load -- import [--rows 1000000] [--lines 200] [--call-ms 200]
 //! cargo bench --bench load -- dnc [--numbers 10000000] [--contacts 400000] [--lines 4000] [--seconds 15]
+//! cargo bench --bench load -- forecast [--contacts 1000000] [--real-contacts 5000] [--lines 40]
 //! ```
 //!
 //! `--url` (or `DATABASE_URL`) names the server; the default is the local
@@ -31,6 +32,8 @@ use uuid::Uuid;
 mod dnc;
 #[path = "../tests/it/fixtures.rs"]
 mod fixtures;
+#[path = "load/forecast.rs"]
+mod forecast;
 #[path = "load/import.rs"]
 mod import;
 #[path = "load/tenants.rs"]
@@ -122,6 +125,17 @@ enum Run {
         #[arg(long, default_value_t = 15)]
         seconds: u64,
     },
+    /// The capacity forecast: its wall time, and its error against the engine.
+    Forecast {
+        /// Contacts of the timed scenario (a tenth of it is timed too).
+        #[arg(long, default_value_t = 1_000_000)]
+        contacts: u32,
+        /// Contacts the engine dials for the comparison.
+        #[arg(long, default_value_t = 5000)]
+        real_contacts: u32,
+        #[arg(long, default_value_t = 40)]
+        lines: u32,
+    },
     /// Seeds the bench database for benches/pgbench.sh.
     Seed {
         #[arg(long, default_value_t = 200_000)]
@@ -160,6 +174,7 @@ struct Args {
     orgs: u32,
     call_ms: u64,
     numbers: u32,
+    real_contacts: u32,
 }
 
 impl Args {
@@ -176,6 +191,7 @@ impl Args {
             orgs: 0,
             call_ms: 0,
             numbers: 0,
+            real_contacts: 0,
         }
     }
 }
@@ -793,6 +809,19 @@ async fn main() -> anyhow::Result<()> {
                 contacts,
                 lines,
                 seconds,
+                ..base
+            })
+            .await
+        }
+        Run::Forecast {
+            contacts,
+            real_contacts,
+            lines,
+        } => {
+            forecast::run(&Args {
+                contacts,
+                real_contacts,
+                lines,
                 ..base
             })
             .await
