@@ -376,6 +376,18 @@ pub struct OutcomeMix {
 }
 
 impl OutcomeMix {
+    /// Every unanswered call ends `no_answer`.
+    pub fn only_no_answer() -> OutcomeMix {
+        OutcomeMix {
+            no_answer: 1.0,
+            busy: 0.0,
+            voicemail: 0.0,
+            rejected: 0.0,
+            invalid_number: 0.0,
+            failed: 0.0,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let weights = [
             self.no_answer,

@@ -220,14 +220,7 @@ async fn real(a: &Args) -> anyhow::Result<Vec<(String, f64, f64)>> {
     sim.answer_rate = 0.5;
     sim.mean_call_ms = 1000;
     sim.duration = DurationShape::Fixed;
-    sim.unanswered = OutcomeMix {
-        no_answer: 1.0,
-        busy: 0.0,
-        voicemail: 0.0,
-        rejected: 0.0,
-        invalid_number: 0.0,
-        failed: 0.0,
-    };
+    sim.unanswered = OutcomeMix::only_no_answer();
     let began = Utc::now();
     let engine_pool = dialerd::db::connect(&s.database).await?;
     let deps = dialerd::app::engine_deps(&s, engine_pool, Arc::new(SystemClock))?;

@@ -287,14 +287,7 @@ async fn history(
             failed: w(Outcome::Failed),
         }
     };
-    let no_answer = OutcomeMix {
-        no_answer: 1.0,
-        busy: 0.0,
-        voicemail: 0.0,
-        rejected: 0.0,
-        invalid_number: 0.0,
-        failed: 0.0,
-    };
+    let no_answer = OutcomeMix::only_no_answer();
     let (source, attempts, mut answer_rate, mut unanswered, mut lengths): (
         String,
         u64,

@@ -180,14 +180,7 @@ pub fn prepare(text: &str, request: &Checked, default_global: u32) -> Result<Pre
                 at("mean_call_s")
             ));
         }
-        let unanswered = c.unanswered.unwrap_or(OutcomeMix {
-            no_answer: 1.0,
-            busy: 0.0,
-            voicemail: 0.0,
-            rejected: 0.0,
-            invalid_number: 0.0,
-            failed: 0.0,
-        });
+        let unanswered = c.unanswered.unwrap_or_else(OutcomeMix::only_no_answer);
         unanswered
             .validate()
             .map_err(|e| format!("{}: {e}", at("unanswered")))?;

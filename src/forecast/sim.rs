@@ -667,14 +667,7 @@ mod tests {
             policy: serde_json::from_str(policy).unwrap(),
             behaviour: Behaviour {
                 answer_rate,
-                unanswered: OutcomeMix {
-                    no_answer: 1.0,
-                    busy: 0.0,
-                    voicemail: 0.0,
-                    rejected: 0.0,
-                    invalid_number: 0.0,
-                    failed: 0.0,
-                },
+                unanswered: OutcomeMix::only_no_answer(),
                 lengths: Lengths::Shape {
                     mean_s: 60.0,
                     shape: DurationShape::Fixed,

@@ -346,14 +346,7 @@ async fn the_forecast_finish_matches_the_engine_dialing_the_same_backlog() {
     simulated.answer_rate = 0.5;
     simulated.mean_call_ms = 1000;
     simulated.duration = dialerd::settings::DurationShape::Fixed;
-    simulated.unanswered = dialerd::settings::OutcomeMix {
-        no_answer: 1.0,
-        busy: 0.0,
-        voicemail: 0.0,
-        rejected: 0.0,
-        invalid_number: 0.0,
-        failed: 0.0,
-    };
+    simulated.unanswered = dialerd::settings::OutcomeMix::only_no_answer();
     let began = Utc::now();
     let engine = start_engine(&app.db, &settings, dialerd::clock::SystemClock).await;
     eventually(300, "every contact finished", || async {
