@@ -118,6 +118,11 @@ enum Run {
     Dnc {
         #[arg(long, default_value_t = 10_000_000)]
         numbers: u32,
+        /// The share of each area code's numbers on the list: the registry's
+        /// 250 million are about 4% of the 6.4 billion numbers of the NANP's
+        /// 800 area codes; 1 lists every number of an area code.
+        #[arg(long, default_value_t = 0.04)]
+        density: f64,
         #[arg(long, default_value_t = 400_000)]
         contacts: u32,
         #[arg(long, default_value_t = 4000)]
@@ -174,6 +179,7 @@ struct Args {
     orgs: u32,
     call_ms: u64,
     numbers: u32,
+    density: f64,
     real_contacts: u32,
 }
 
@@ -191,6 +197,7 @@ impl Args {
             orgs: 0,
             call_ms: 0,
             numbers: 0,
+            density: 0.0,
             real_contacts: 0,
         }
     }
@@ -800,12 +807,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Run::Dnc {
             numbers,
+            density,
             contacts,
             lines,
             seconds,
         } => {
+            anyhow::ensure!(
+                density > 0.0 && density <= 1.0,
+                "--density is a share: above 0, at most 1"
+            );
             dnc::run(&Args {
                 numbers,
+                density,
                 contacts,
                 lines,
                 seconds,

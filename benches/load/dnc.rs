@@ -6,7 +6,7 @@
 //! a probe that finds nothing, the common case.
 //!
 //! ```text
-//! cargo bench --bench load -- dnc [--numbers 10000000] [--contacts 400000] [--lines 4000] [--seconds 15]
+//! cargo bench --bench load -- dnc [--numbers 10000000] [--density 0.04] [--contacts 400000] [--lines 4000] [--seconds 15]
 //! ```
 
 use std::io::Write;
@@ -111,23 +111,31 @@ async fn throughput(pool: &PgPool, url: &str, lines: u32, seconds: u64) -> anyho
     Ok(rate)
 }
 
-/// `n` distinct North American numbers in the registry's format, none in
-/// area code 415 (the contacts').
-fn write_list(path: &std::path::Path, n: u32) -> anyhow::Result<()> {
+/// `n` distinct North American numbers in the registry's format, in order
+/// as the registry's files are, about `density` of each area code's 8
+/// million (a random gap between one and the next), none in area code 415
+/// (the contacts').
+fn write_list(path: &std::path::Path, n: u32, density: f64) -> anyhow::Result<()> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(250);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let (mut area, mut line) = (201u64, 0u64);
+    let (mut area, mut line) = (201u64, 2_000_000u64);
     for _ in 0..n {
-        if line == 10_000_000 {
-            (area, line) = (area + 1, 0);
+        // Geometric gaps: each number listed with probability `density`.
+        let gap = if density >= 1.0 {
+            1
+        } else {
+            let u: f64 = rng.random();
+            1 + ((1.0 - u).ln() / (1.0 - density).ln()).floor() as u64
+        };
+        line += gap;
+        while line >= 10_000_000 {
+            (area, line) = (area + 1, 2_000_000 + line - 10_000_000);
             if area == 415 {
                 area += 1;
             }
         }
-        writeln!(out, "{area}{:07}", 2_000_000 + line % 8_000_000)?;
-        line += 1;
-        if line == 8_000_000 {
-            line = 10_000_000;
-        }
+        writeln!(out, "{area}{line:07}")?;
     }
     out.flush()?;
     Ok(())
@@ -143,7 +151,7 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
     let rate_without = throughput(&pool, &url, a.lines, a.seconds).await?;
 
     let path = std::env::temp_dir().join("dialerd-bench-dnc.txt");
-    write_list(&path, numbers)?;
+    write_list(&path, numbers, a.density)?;
     let bytes = std::fs::metadata(&path)?.len();
     let began = Instant::now();
     dialerd::import::dnc::run(
@@ -161,10 +169,10 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
     .await?;
     let load_s = began.elapsed().as_secs_f64();
     std::fs::remove_file(&path)?;
-    sqlx::query("VACUUM ANALYZE dnc_numbers")
+    sqlx::query("VACUUM ANALYZE dnc_blocks")
         .execute(&pool)
         .await?;
-    let on_disk: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('dnc_numbers')")
+    let on_disk: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('dnc_blocks')")
         .fetch_one(&pool)
         .await?;
 
@@ -176,12 +184,14 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
     let (w50, w99) = (percentile(&without, 0.5), percentile(&without, 0.99));
     let (l50, l99) = (percentile(&with, 0.5), percentile(&with, 0.99));
     println!(
-        "dnc: loaded {numbers} numbers ({:.0} MB of text) in {load_s:.1} s ({:.0} numbers/s), \
+        "dnc: loaded {numbers} numbers ({:.0} MB of text, {:.0}% of their area codes) in \
+         {load_s:.1} s ({:.0} numbers/s), \
          {:.0} MB on disk with its index ({:.1} bytes a number); claim of 700 with attempts: \
          p50 {w50:.1} / p99 {w99:.1} ms without a list, p50 {l50:.1} / p99 {l99:.1} ms with it \
          ({:.2}x at p99); throughput {rate_without:.0} contacts/s without, {rate_with:.0} with \
          ({:.2}x; {} lines, 0-ms calls, {} s windows)",
         bytes as f64 / 1e6,
+        a.density * 100.0,
         f64::from(numbers) / load_s,
         on_disk as f64 / 1e6,
         on_disk as f64 / f64::from(numbers),
@@ -192,7 +202,7 @@ pub async fn run(a: &Args) -> anyhow::Result<()> {
     );
     println!(
         "{}",
-        json!({"run": "dnc", "numbers": numbers, "load_seconds": load_s,
+        json!({"run": "dnc", "numbers": numbers, "density": a.density, "load_seconds": load_s,
                "numbers_per_second": f64::from(numbers) / load_s, "bytes_on_disk": on_disk,
                "claim_p50_ms_without": w50, "claim_p99_ms_without": w99,
                "claim_p50_ms_with": l50, "claim_p99_ms_with": l99, "claim_p99_ratio": l99 / w99,

@@ -1,4 +1,5 @@
-//! Do-not-call lists: the lists, their numbers (as 8-byte integers), and
+//! Do-not-call lists: the lists, their numbers (in blocks of 256, see the
+//! `dnc_blocks` migration), and
 //! the one rule that keeps a listed number from being dialed once its
 //! addition commits.
 //!
@@ -11,6 +12,8 @@
 //! what its claim saw: it either committed before the change (the call
 //! was decided first) or sees the raised epoch and writes no attempt, and
 //! the contact goes back to wait for a claim that sees the list.
+
+use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -118,7 +121,7 @@ pub async fn delete(pool: &PgPool, org: Uuid, id: Uuid) -> Result<bool, DbError>
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(key) = key {
-        sqlx::query("DELETE FROM dnc_numbers WHERE list_key = $1")
+        sqlx::query("DELETE FROM dnc_blocks WHERE list_key = $1")
             .bind(key)
             .execute(&mut *tx)
             .await?;
@@ -152,9 +155,10 @@ async fn fence(
             AND EXISTS (
                 SELECT 1 FROM unnest(c.phone_numbers) p(n)
                   JOIN dnc_lists l ON l.key = $2
-                  JOIN dnc_numbers d ON d.number = dnc_number(p.n) AND d.list_key = l.key
-                                    AND d.generation = l.generation
-                 WHERE $3::int8[] IS NULL OR d.number = ANY($3))",
+                  JOIN dnc_blocks d ON d.block = dnc_block(dnc_number(p.n)) AND d.list_key = l.key
+                                   AND d.generation = l.generation
+                 WHERE dnc_member(dnc_number(p.n)) = ANY(d.members)
+                   AND ($3::int8[] IS NULL OR dnc_number(p.n) = ANY($3)))",
     )
     .bind(org)
     .bind(key)
@@ -162,6 +166,23 @@ async fn fence(
     .execute(&mut *conn)
     .await?
     .rows_affected())
+}
+
+/// The key of list `id` of `org` (None: a global list), its row locked:
+/// changes of its numbers, and loads into it, go one at a time.
+async fn lock_list(
+    conn: &mut PgConnection,
+    org: Option<Uuid>,
+    id: Uuid,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT key FROM dnc_lists WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2
+            FOR UPDATE",
+    )
+    .bind(id)
+    .bind(org)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Adds numbers to list `id` of `org` (None: a global list); returns how
@@ -173,44 +194,44 @@ pub async fn add(
     numbers: &[i64],
 ) -> Result<Option<u64>, DbError> {
     let mut tx = pool.begin().await?;
-    exclude_claims(&mut tx).await?;
-    let key: Option<i32> = sqlx::query_scalar(
-        "SELECT key FROM dnc_lists WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2
-            FOR UPDATE",
-    )
-    .bind(id)
-    .bind(org)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(key) = key else {
+    // The list first, then the claim lock: the order a load takes them.
+    let Some(key) = lock_list(&mut tx, org, id).await? else {
         return Ok(None);
     };
-    let added = sqlx::query(
-        "INSERT INTO dnc_numbers (number, list_key, generation)
-         SELECT DISTINCT n, l.key, l.generation FROM unnest($1::int8[]) n, dnc_lists l
-          WHERE l.key = $2
-         ON CONFLICT DO NOTHING",
+    exclude_claims(&mut tx).await?;
+    // The numbers not on the list yet, a row for each block they fall in.
+    let added: i64 = sqlx::query_scalar(
+        "WITH l AS (SELECT key, generation FROM dnc_lists WHERE key = $2),
+              new AS (SELECT DISTINCT n FROM unnest($1::int8[]) n, l
+                       WHERE NOT EXISTS (
+                           SELECT 1 FROM dnc_blocks d
+                            WHERE d.block = dnc_block(n) AND d.list_key = l.key
+                              AND d.generation = l.generation AND dnc_member(n) = ANY(d.members))),
+              ins AS (INSERT INTO dnc_blocks (block, list_key, generation, members)
+                      SELECT dnc_block(n), l.key, l.generation, array_agg(dnc_member(n) ORDER BY n)
+                        FROM new, l GROUP BY 1, 2, 3
+                      RETURNING cardinality(members) AS n)
+         SELECT coalesce(sum(n), 0)::int8 FROM ins",
     )
     .bind(numbers)
     .bind(key)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE dnc_lists SET version = version + 1, size = size + $2, updated_at = now()
           WHERE key = $1",
     )
     .bind(key)
-    .bind(added as i64)
+    .bind(added)
     .execute(&mut *tx)
     .await?;
     fence(&mut tx, org, key, Some(numbers)).await?;
     tx.commit().await?;
-    Ok(Some(added))
+    Ok(Some(added as u64))
 }
 
 /// Removes numbers from list `id` of `org`; returns how many were on it.
-/// No lock: a removal only lets calls through.
+/// No claim lock: a removal only lets calls through.
 pub async fn remove(
     pool: &PgPool,
     org: Option<Uuid>,
@@ -218,37 +239,45 @@ pub async fn remove(
     numbers: &[i64],
 ) -> Result<Option<u64>, DbError> {
     let mut tx = pool.begin().await?;
-    let key: Option<i32> = sqlx::query_scalar(
-        "SELECT key FROM dnc_lists WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2
-            FOR UPDATE",
-    )
-    .bind(id)
-    .bind(org)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(key) = key else {
+    let Some(key) = lock_list(&mut tx, org, id).await? else {
         return Ok(None);
     };
-    let removed = sqlx::query(
-        "DELETE FROM dnc_numbers d USING dnc_lists l
-          WHERE l.key = $1 AND d.list_key = l.key AND d.generation = l.generation
-            AND d.number = ANY($2)",
+    // Each row of a block holding a removed number keeps the rest of its
+    // members, or goes when none is left.
+    let removed: i64 = sqlx::query_scalar(
+        "WITH l AS (SELECT key, generation FROM dnc_lists WHERE key = $1),
+              gone AS (SELECT DISTINCT n FROM unnest($2::int8[]) n),
+              hit AS (
+                  SELECT d.ctid AS row, cardinality(d.members) AS had,
+                         coalesce((SELECT array_agg(m ORDER BY m) FROM unnest(d.members) m
+                                    WHERE ((d.block << 8) | m) NOT IN (SELECT n FROM gone)),
+                                  '{}') AS kept
+                    FROM dnc_blocks d, l
+                   WHERE d.list_key = l.key AND d.generation = l.generation
+                     AND d.block IN (SELECT dnc_block(n) FROM gone)),
+              kept AS (UPDATE dnc_blocks d SET members = h.kept FROM hit h
+                        WHERE d.ctid = h.row AND cardinality(h.kept) BETWEEN 1 AND h.had - 1
+                       RETURNING h.had - cardinality(h.kept) AS n),
+              emptied AS (DELETE FROM dnc_blocks d USING hit h
+                           WHERE d.ctid = h.row AND cardinality(h.kept) = 0
+                          RETURNING h.had AS n)
+         SELECT (coalesce((SELECT sum(n) FROM kept), 0)
+                 + coalesce((SELECT sum(n) FROM emptied), 0))::int8",
     )
     .bind(key)
     .bind(numbers)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .fetch_one(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE dnc_lists SET version = version + 1, size = size - $2, updated_at = now()
           WHERE key = $1",
     )
     .bind(key)
-    .bind(removed as i64)
+    .bind(removed)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(removed))
+    Ok(Some(removed as u64))
 }
 
 /// A list holding a number, and since when.
@@ -263,9 +292,10 @@ pub struct Listing {
 /// The lists that apply to `org` and hold `number`.
 pub async fn lookup(pool: &PgPool, org: Uuid, number: i64) -> Result<Vec<Listing>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT l.id AS list_id, l.name, l.organization_id IS NULL AS global, d.added_at
-           FROM dnc_numbers d JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
-          WHERE d.number = $1 AND (l.organization_id = $2 OR l.organization_id IS NULL)
+        "SELECT l.id AS list_id, l.name, l.organization_id IS NULL AS global, d.since AS added_at
+           FROM dnc_blocks d JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
+          WHERE d.block = dnc_block($1) AND dnc_member($1) = ANY(d.members)
+            AND (l.organization_id = $2 OR l.organization_id IS NULL)
           ORDER BY l.organization_id IS NULL, l.name",
     )
     .bind(number)
@@ -274,118 +304,186 @@ pub async fn lookup(pool: &PgPool, org: Uuid, number: i64) -> Result<Vec<Listing
     .await?)
 }
 
-/// A bulk load into a list: the numbers go to a staging table on one
-/// connection, then into a new generation of the list, which replaces the
-/// one in force in one short transaction.
+/// A bulk load into a list: the numbers gather in memory (8 bytes each),
+/// then are written sorted, a row a block, as a new generation of the list
+/// through `COPY`; it replaces the one in force in the same transaction,
+/// which takes the claim lock only at its end.
 pub struct Load {
-    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
-    key: i32,
+    pool: PgPool,
+    id: Uuid,
     org: Option<Uuid>,
+    numbers: Vec<i64>,
 }
 
+/// Bytes of block text sent per `COPY` message.
+const COPY_CHUNK: usize = 1 << 22;
+
 impl Load {
-    pub async fn begin(pool: &PgPool, list: &DncList, org: Option<Uuid>) -> Result<Load, DbError> {
-        let mut conn = pool.acquire().await?;
-        let key: i32 = sqlx::query_scalar("SELECT key FROM dnc_lists WHERE id = $1")
-            .bind(list.id)
-            .fetch_one(&mut *conn)
-            .await?;
-        sqlx::query("DROP TABLE IF EXISTS dnc_staging")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("CREATE TEMPORARY TABLE dnc_staging (number bigint NOT NULL)")
-            .execute(&mut *conn)
-            .await?;
-        Ok(Load { conn, key, org })
-    }
-
-    /// Sends numbers to the staging table.
-    pub async fn send(&mut self, numbers: &[i64]) -> Result<(), DbError> {
-        let mut text = String::with_capacity(numbers.len() * 12);
-        for n in numbers {
-            text.push_str(&n.to_string());
-            text.push('\n');
+    pub fn begin(pool: &PgPool, list: &DncList, org: Option<Uuid>) -> Load {
+        Load {
+            pool: pool.clone(),
+            id: list.id,
+            org,
+            numbers: Vec::new(),
         }
-        let mut copy = self
-            .conn
-            .copy_in_raw("COPY dnc_staging (number) FROM STDIN")
-            .await?;
-        copy.send(text.into_bytes()).await?;
-        copy.finish().await?;
-        Ok(())
     }
 
-    /// Builds the new generation (the staged numbers, and unless `replace`
-    /// the numbers in force, which keep their `added_at`) and switches the
-    /// list to it; returns its size.
-    pub async fn commit(mut self, replace: bool) -> Result<i64, DbError> {
-        let conn = &mut *self.conn;
+    pub fn push(&mut self, numbers: &[i64]) {
+        self.numbers.extend_from_slice(numbers);
+    }
+
+    /// Writes the new generation (the numbers pushed, and unless `replace`
+    /// the numbers in force, whose rows keep the moment they were listed)
+    /// and switches the list to it; returns its size, or None when the
+    /// list was deleted meanwhile.
+    pub async fn commit(self, replace: bool) -> Result<Option<i64>, DbError> {
+        let Load {
+            pool,
+            id,
+            org,
+            mut numbers,
+        } = self;
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut tx = pool.begin().await?;
+        unbounded(&mut tx).await?;
+        // Changes of the list's numbers wait for the load from here.
+        let Some(key) = lock_list(&mut tx, org, id).await? else {
+            return Ok(None);
+        };
         // Past every generation there is, the one in force and any a failed
-        // load left behind (never in force), by the index's last entry.
-        let next: i32 = sqlx::query_scalar(
-            "SELECT greatest((SELECT generation FROM dnc_lists WHERE key = $1),
-                             (SELECT max(generation) FROM dnc_numbers WHERE list_key = $1)) + 1",
+        // load left behind (never in force).
+        let (current, next): (i32, i32) = sqlx::query_as(
+            "SELECT generation,
+                    greatest(generation,
+                             (SELECT max(generation) FROM dnc_blocks WHERE list_key = $1)) + 1
+               FROM dnc_lists WHERE key = $1",
         )
-        .bind(self.key)
-        .fetch_one(&mut *conn)
+        .bind(key)
+        .fetch_one(&mut *tx)
         .await?;
-        // The new generation is empty and the staged numbers made distinct:
-        // a plain insert, in index order.
-        let mut size = sqlx::query(
-            "INSERT INTO dnc_numbers (number, list_key, generation)
-             SELECT DISTINCT number, $1, $2 FROM dnc_staging ORDER BY 1",
-        )
-        .bind(self.key)
-        .bind(next)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if !replace {
-            // The numbers in force join it; one also in the file keeps the
-            // moment it was first listed.
-            let fresh: i64 = sqlx::query_scalar(
-                "WITH copied AS (
-                     INSERT INTO dnc_numbers (number, list_key, generation, added_at)
-                     SELECT d.number, d.list_key, $2, d.added_at
-                       FROM dnc_numbers d
-                       JOIN dnc_lists l ON l.key = d.list_key AND l.generation = d.generation
-                      WHERE d.list_key = $1
-                      ORDER BY d.number
-                     ON CONFLICT (number, list_key, generation)
-                     DO UPDATE SET added_at = excluded.added_at
-                     RETURNING xmax = 0 AS fresh)
-                 SELECT count(*) FILTER (WHERE fresh) FROM copied",
+        let size = if replace {
+            copy_blocks(
+                &mut tx,
+                "COPY dnc_blocks (block, list_key, generation, members) FROM STDIN",
+                &format!("{key}\t{next}\t"),
+                &numbers,
             )
-            .bind(self.key)
-            .bind(next)
-            .fetch_one(&mut *conn)
             .await?;
-            size += fresh as u64;
-        }
-        let size = size as i64;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            numbers.len() as i64
+        } else {
+            // The rows in force join the new generation as they are, and
+            // the file adds the numbers not on them, through a staging table.
+            let listed: i64 = sqlx::query_scalar(
+                "WITH copied AS (
+                     INSERT INTO dnc_blocks (block, list_key, generation, since, members)
+                     SELECT block, list_key, $3, since, members FROM dnc_blocks
+                      WHERE list_key = $1 AND generation = $2
+                     RETURNING cardinality(members) AS n)
+                 SELECT coalesce(sum(n), 0)::int8 FROM copied",
+            )
+            .bind(key)
+            .bind(current)
+            .bind(next)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "CREATE TEMPORARY TABLE dnc_staging (block bigint, members smallint[])
+                 ON COMMIT DROP",
+            )
+            .execute(&mut *tx)
+            .await?;
+            copy_blocks(
+                &mut tx,
+                "COPY dnc_staging (block, members) FROM STDIN",
+                "",
+                &numbers,
+            )
+            .await?;
+            let fresh: i64 = sqlx::query_scalar(
+                "WITH fresh AS (
+                     INSERT INTO dnc_blocks (block, list_key, generation, members)
+                     SELECT s.block, $1, $3, f.members
+                       FROM dnc_staging s,
+                            LATERAL (SELECT array_agg(m ORDER BY m) AS members
+                                       FROM unnest(s.members) m
+                                      WHERE NOT EXISTS (
+                                          SELECT 1 FROM dnc_blocks d
+                                           WHERE d.block = s.block AND d.list_key = $1
+                                             AND d.generation = $2 AND m = ANY(d.members))) f
+                      WHERE f.members IS NOT NULL
+                     RETURNING cardinality(members) AS n)
+                 SELECT coalesce(sum(n), 0)::int8 FROM fresh",
+            )
+            .bind(key)
+            .bind(current)
+            .bind(next)
+            .fetch_one(&mut *tx)
+            .await?;
+            listed + fresh
+        };
         exclude_claims(&mut tx).await?;
         sqlx::query(
             "UPDATE dnc_lists SET generation = $2, version = version + 1, size = $3,
                                   updated_at = now()
               WHERE key = $1",
         )
-        .bind(self.key)
+        .bind(key)
         .bind(next)
         .bind(size)
         .execute(&mut *tx)
         .await?;
-        fence(&mut tx, self.org, self.key, None).await?;
+        fence(&mut tx, org, key, None).await?;
         tx.commit().await?;
         // The generation replaced, and any a failed load left behind.
-        sqlx::query("DELETE FROM dnc_numbers WHERE list_key = $1 AND generation <> $2")
-            .bind(self.key)
+        let mut tx = pool.begin().await?;
+        unbounded(&mut tx).await?;
+        sqlx::query("DELETE FROM dnc_blocks WHERE list_key = $1 AND generation <> $2")
+            .bind(key)
             .bind(next)
-            .execute(&mut *conn)
+            .execute(&mut *tx)
             .await?;
-        sqlx::query("DROP TABLE dnc_staging")
-            .execute(&mut *conn)
-            .await?;
-        Ok(size)
+        tx.commit().await?;
+        Ok(Some(size))
     }
+}
+
+/// Lifts the pool's statement timeout for the rest of the transaction: a
+/// load's statements rightly take minutes on a registry of hundreds of
+/// millions of numbers; the operator who runs it bounds it.
+async fn unbounded(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sends `numbers` (sorted, distinct) through `copy`, a row a block:
+/// the block, then `between` (the columns' text before the members), then
+/// the members.
+async fn copy_blocks(
+    conn: &mut PgConnection,
+    copy: &str,
+    between: &str,
+    numbers: &[i64],
+) -> Result<(), sqlx::Error> {
+    let mut copy = conn.copy_in_raw(copy).await?;
+    let mut text = String::with_capacity(COPY_CHUNK + 4096);
+    for run in numbers.chunk_by(|a, b| a >> 8 == b >> 8) {
+        let _ = write!(text, "{}\t{between}{{", run[0] >> 8);
+        for (i, n) in run.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = write!(text, "{}", n & 255);
+        }
+        text.push_str("}\n");
+        if text.len() >= COPY_CHUNK {
+            copy.send(std::mem::take(&mut text).into_bytes()).await?;
+            text.reserve(COPY_CHUNK + 4096);
+        }
+    }
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
 }

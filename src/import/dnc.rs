@@ -1,6 +1,6 @@
 //! `dialerd dnc load`: a do-not-call file into a list, through `COPY`,
 //! with a progress bar and a count of refused lines; `--replace` swaps the
-//! list's numbers for the file's in one short transaction.
+//! list's numbers for the file's atomically (`db::dnc::Load`).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::db::dnc::{self as store, Load};
 use crate::domain::phone::{list_number, Country};
 
-/// Numbers sent to PostgreSQL per `COPY`.
+/// Numbers read between updates of the progress bar.
 const BATCH: usize = 200_000;
 /// Refused lines named in the output; all are counted.
 const SHOWN: usize = 20;
@@ -72,7 +72,7 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
         .expect("a valid template"),
     );
     let began = Instant::now();
-    let mut load = Load::begin(pool, &list, org).await?;
+    let mut load = Load::begin(pool, &list, org);
     let mut batch = Vec::with_capacity(BATCH);
     let (mut read, mut refused, mut bytes) = (0u64, Vec::new(), 0u64);
     let mut refused_count = 0u64;
@@ -105,7 +105,7 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
             }
         }
         if batch.len() == BATCH {
-            load.send(&batch).await?;
+            load.push(&batch);
             batch.clear();
             bar.set_position(bytes);
             let rate = read as f64 / began.elapsed().as_secs_f64().max(1e-3);
@@ -130,8 +130,13 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
             args.list
         );
     }
-    load.send(&batch).await?;
-    let size = load.commit(args.replace).await?;
+    load.push(&batch);
+    let size = load.commit(args.replace).await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "list `{}` was deleted during the load: nothing loaded",
+            args.list
+        )
+    })?;
     let seconds = began.elapsed().as_secs_f64();
     println!(
         "list `{}` ({}): {read} numbers read in {seconds:.1} s ({:.0}/s), {refused_count} lines refused; \

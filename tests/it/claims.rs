@@ -839,8 +839,8 @@ async fn a_claim_waits_for_a_listing_being_committed_and_sees_it() {
         .await
         .unwrap();
     sqlx::query(
-        "INSERT INTO dnc_numbers (number, list_key, generation)
-         SELECT $1, key, generation FROM dnc_lists WHERE id = $2",
+        "INSERT INTO dnc_blocks (block, list_key, generation, members)
+         SELECT dnc_block($1), key, generation, ARRAY[dnc_member($1)] FROM dnc_lists WHERE id = $2",
     )
     .bind(number)
     .bind(list)
