@@ -131,6 +131,7 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
         );
     }
     load.push(&batch);
+    let reading = began.elapsed().as_secs_f64();
     let size = load.commit(args.replace).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "list `{}` was deleted during the load: nothing loaded",
@@ -139,11 +140,12 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
     })?;
     let seconds = began.elapsed().as_secs_f64();
     println!(
-        "list `{}` ({}): {read} numbers read in {seconds:.1} s ({:.0}/s), {refused_count} lines refused; \
-         {size} numbers on the list{}",
+        "list `{}` ({}): {read} numbers read in {seconds:.1} s ({:.0}/s; reading {reading:.1} s, \
+         writing {:.1} s), {refused_count} lines refused; {size} numbers on the list{}",
         args.list,
         list.id,
         read as f64 / seconds.max(1e-3),
+        seconds - reading,
         if args.replace { " (replaced)" } else { "" }
     );
     Ok(())
