@@ -1,9 +1,9 @@
 -- Do-not-call numbers kept in blocks of 256 consecutive numbers: a row holds
 -- the members of one block (number & 255, ascending) listed at one moment
 -- on one generation of one list. A national registry lists a few percent of
--- its numbering space, so a block row carries several numbers: about 2 bytes
--- a number and a row's overhead shared between them, where a row a number
--- cost 90 bytes; and a load writes a row, and an index entry, a block.
+-- its numbering space, so a block row carries several numbers: 2 bytes a
+-- number and a row's overhead shared between them; and a load writes a row,
+-- and an index entry, a block.
 -- A number is on a list (generation) when a row of its block for that list
 -- holds its member. Numbers are on one row at most (each change adds only
 -- numbers not on the list); a list's numbers added at different moments are

@@ -328,8 +328,8 @@ impl Load {
         }
     }
 
-    pub fn push(&mut self, numbers: &[i64]) {
-        self.numbers.extend_from_slice(numbers);
+    pub fn push(&mut self, number: i64) {
+        self.numbers.push(number);
     }
 
     /// Writes the new generation (the numbers pushed, and unless `replace`
@@ -351,10 +351,10 @@ impl Load {
         let Some(key) = lock_list(&mut tx, org, id).await? else {
             return Ok(None);
         };
-        // Past every generation there is, the one in force and any a failed
-        // load left behind (never in force).
-        let (current, next): (i32, i32) = sqlx::query_as(
-            "SELECT generation,
+        // The generation in force and its size, and the next: past any an
+        // earlier load's deletion (after its commit) did not finish.
+        let (current, listed, next): (i32, i64, i32) = sqlx::query_as(
+            "SELECT generation, size,
                     greatest(generation,
                              (SELECT max(generation) FROM dnc_blocks WHERE list_key = $1)) + 1
                FROM dnc_lists WHERE key = $1",
@@ -374,18 +374,15 @@ impl Load {
         } else {
             // The rows in force join the new generation as they are, and
             // the file adds the numbers not on them, through a staging table.
-            let listed: i64 = sqlx::query_scalar(
-                "WITH copied AS (
-                     INSERT INTO dnc_blocks (block, list_key, generation, since, members)
-                     SELECT block, list_key, $3, since, members FROM dnc_blocks
-                      WHERE list_key = $1 AND generation = $2
-                     RETURNING cardinality(members) AS n)
-                 SELECT coalesce(sum(n), 0)::int8 FROM copied",
+            sqlx::query(
+                "INSERT INTO dnc_blocks (block, list_key, generation, since, members)
+                 SELECT block, list_key, $3, since, members FROM dnc_blocks
+                  WHERE list_key = $1 AND generation = $2",
             )
             .bind(key)
             .bind(current)
             .bind(next)
-            .fetch_one(&mut *tx)
+            .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "CREATE TEMPORARY TABLE dnc_staging (block bigint, members smallint[])
@@ -435,7 +432,7 @@ impl Load {
         .await?;
         fence(&mut tx, org, key, None).await?;
         tx.commit().await?;
-        // The generation replaced, and any a failed load left behind.
+        // The generation replaced, and any left by an unfinished deletion.
         let mut tx = pool.begin().await?;
         unbounded(&mut tx).await?;
         sqlx::query("DELETE FROM dnc_blocks WHERE list_key = $1 AND generation <> $2")

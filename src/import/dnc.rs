@@ -14,7 +14,7 @@ use crate::db::dnc::{self as store, Load};
 use crate::domain::phone::{list_number, Country};
 
 /// Numbers read between updates of the progress bar.
-const BATCH: usize = 200_000;
+const BATCH: u64 = 200_000;
 /// Refused lines named in the output; all are counted.
 const SHOWN: usize = 20;
 
@@ -73,7 +73,6 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
     );
     let began = Instant::now();
     let mut load = Load::begin(pool, &list, org);
-    let mut batch = Vec::with_capacity(BATCH);
     let (mut read, mut refused, mut bytes) = (0u64, Vec::new(), 0u64);
     let mut refused_count = 0u64;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -95,7 +94,12 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
         match list_number(text, country) {
             Ok(n) => {
                 read += 1;
-                batch.push(n);
+                load.push(n);
+                if read % BATCH == 0 {
+                    bar.set_position(bytes);
+                    let rate = read as f64 / began.elapsed().as_secs_f64().max(1e-3);
+                    bar.set_message(format!("{read} numbers, {rate:.0}/s"));
+                }
             }
             Err(why) => {
                 refused_count += 1;
@@ -103,13 +107,6 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
                     refused.push(format!("line {number}: {why}"));
                 }
             }
-        }
-        if batch.len() == BATCH {
-            load.push(&batch);
-            batch.clear();
-            bar.set_position(bytes);
-            let rate = read as f64 / began.elapsed().as_secs_f64().max(1e-3);
-            bar.set_message(format!("{read} numbers, {rate:.0}/s"));
         }
     }
     bar.finish_and_clear();
@@ -130,7 +127,6 @@ pub async fn run(pool: &sqlx::PgPool, args: DncLoadArgs) -> anyhow::Result<()> {
             args.list
         );
     }
-    load.push(&batch);
     let reading = began.elapsed().as_secs_f64();
     let size = load.commit(args.replace).await?.ok_or_else(|| {
         anyhow::anyhow!(

@@ -564,7 +564,9 @@ async fn numbers_kept_in_blocks_agree_with_a_plain_set_through_adds_removes_and_
             }
             _ => {
                 let mut load = dnc::Load::begin(pool, &list, Some(app.org));
-                load.push(&numbers);
+                for n in &numbers {
+                    load.push(*n);
+                }
                 let replace = step % 8 == 7;
                 let size = load.commit(replace).await.unwrap().unwrap();
                 if replace {
