@@ -41,12 +41,16 @@ pub struct DispatcherState {
     busy: HashMap<usize, Arc<Call>>,
     /// Lines set aside for claimed calls whose attempts are being written.
     starting: usize,
-    plans: HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
+    plans: HashMap<Uuid, Arc<CampaignPlan>>,
+    /// The gates open now of every campaign in `plans`.
     gates: OpenGates,
     claiming: bool,
     /// The last claim found work: more is likely due, so freed lines claim
     /// at once instead of waiting for the timer.
     hungry: bool,
+    /// The last claim was cut short by the global limit: the results the
+    /// recorder writes free slots for it, so each write wakes a claim.
+    capped: bool,
     /// A `Wake` is queued.
     woken: bool,
     last_cycle: Option<Instant>,
@@ -78,10 +82,13 @@ pub enum DispatcherMessage {
     /// Timer, re-armed after each: claim for idle lines unless a cycle ran
     /// within the interval.
     Tick,
-    /// Lines freed while more work is due: claim for every line idle by the
-    /// time this is handled. At most one is queued, so lines that free up
-    /// while a cycle waits on the database are claimed for together.
+    /// Lines freed while more work is due, or slots freed while the global
+    /// limit held claims back: claim for every line idle by the time this
+    /// is handled. At most one is queued, so lines that free up while a
+    /// cycle waits on the database are claimed for together.
     Wake,
+    /// The recorder wrote results: their calls' slots are free.
+    Recorded,
     /// The line pool, once spawned.
     AddLines(Vec<ActorRef<LineMessage>>),
     /// A line was replaced after failing; its call, if any, was interrupted.
@@ -137,6 +144,7 @@ impl Actor for Dispatcher {
             gates: OpenGates::default(),
             claiming: true,
             hungry: false,
+            capped: false,
             woken: false,
             last_cycle: None,
             stranded: Vec::new(),
@@ -175,8 +183,13 @@ impl Actor for Dispatcher {
             }
             DispatcherMessage::Wake => {
                 state.woken = false;
-                if state.hungry {
+                if state.hungry || state.capped {
                     cycle(&myself, state).await;
+                }
+            }
+            DispatcherMessage::Recorded => {
+                if state.capped && state.claiming && !state.idle.is_empty() {
+                    wake(&myself, state);
                 }
             }
             DispatcherMessage::AddLines(lines) => {
@@ -202,12 +215,14 @@ impl Actor for Dispatcher {
                 started(&myself, state, calls, written);
             }
             DispatcherMessage::Plan { plan, gates } => {
-                state.plans.insert(plan.campaign_id, (plan, gates));
-                rebuild_gates(state);
+                state
+                    .gates
+                    .set(plan.organization_id, plan.campaign_id, &gates);
+                state.plans.insert(plan.campaign_id, plan);
             }
             DispatcherMessage::Unplan(campaign) => {
+                state.gates.remove(campaign);
                 state.plans.remove(&campaign);
-                rebuild_gates(state);
             }
             DispatcherMessage::Drain(reply) => {
                 state.claiming = false;
@@ -248,15 +263,6 @@ fn wake(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState) {
     if !state.woken {
         state.woken = myself.cast(DispatcherMessage::Wake).is_ok();
     }
-}
-
-fn rebuild_gates(state: &mut DispatcherState) {
-    let mut gates = OpenGates::default();
-    for (id, (plan, open)) in &state.plans {
-        gates.add(plan.organization_id, *id, open);
-    }
-    gates.seal();
-    state.gates = gates;
 }
 
 /// Records a call whose line died as `interrupted`, decided by its policy.
@@ -335,7 +341,9 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         attempts,
         set_aside,
         idle,
+        capped,
     } = batch;
+    state.capped = capped;
     if !idle.is_empty() {
         raise_bounds(&state.deps.pool, idle);
     }
@@ -429,6 +437,7 @@ fn raise_bounds(pool: &sqlx::PgPool, orgs: Vec<Uuid>) {
 
 fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
     state.hungry = false;
+    state.capped = false;
     state.outage.failed("claiming", error);
 }
 
@@ -436,13 +445,13 @@ fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
 /// campaign's plan is not loaded here, `SetAside` when none of its stored
 /// numbers can be dialed.
 fn call_for(
-    plans: &HashMap<Uuid, (Arc<CampaignPlan>, Vec<Gate>)>,
+    plans: &HashMap<Uuid, Arc<CampaignPlan>>,
     mut c: Claimed,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Call, NewAttempt), NoCall> {
     let plan = match c.campaign_id {
         None => Arc::new(CampaignPlan::ad_hoc(c.organization_id)),
-        Some(id) => plans.get(&id).ok_or(NoCall::NotNow)?.0.clone(),
+        Some(id) => plans.get(&id).ok_or(NoCall::NotNow)?.clone(),
     };
     let retired: Vec<usize> = c
         .retired_numbers

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use metrics::counter;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::dispatcher::DispatcherMessage;
 use super::Deps;
 use crate::db::notify::Outage;
 use crate::db::results::record;
@@ -28,6 +29,8 @@ pub struct RecorderState {
     outage: Outage,
     /// When the last write ended.
     last_write: Instant,
+    /// Told of each write: the slots of the calls written are free.
+    dispatcher: Option<ActorRef<DispatcherMessage>>,
 }
 
 pub enum RecorderMessage {
@@ -37,6 +40,8 @@ pub enum RecorderMessage {
     Flush,
     /// Write whatever is queued now and answer when done (or failed).
     FlushNow(RpcReplyPort<bool>),
+    /// Tell this dispatcher of every write (it is spawned after the recorder).
+    Tell(ActorRef<DispatcherMessage>),
 }
 
 impl Actor for Recorder {
@@ -57,6 +62,7 @@ impl Actor for Recorder {
             pending: Vec::new(),
             outage: Outage::default(),
             last_write: Instant::now(),
+            dispatcher: None,
         })
     }
 
@@ -93,6 +99,7 @@ impl Actor for Recorder {
                 flush(state).await;
                 let _ = reply.send(state.pending.is_empty());
             }
+            RecorderMessage::Tell(dispatcher) => state.dispatcher = Some(dispatcher),
         }
         Ok(())
     }
@@ -114,6 +121,10 @@ async fn flush(state: &mut RecorderState) {
                 }
                 state.pending.drain(..n);
                 state.last_write = Instant::now();
+                if let Some(dispatcher) = &state.dispatcher {
+                    // Gone: the engine is stopping.
+                    let _ = dispatcher.cast(DispatcherMessage::Recorded);
+                }
                 state.outage.recovered("writing call results");
             }
             Err(e) => {

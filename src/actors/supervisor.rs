@@ -102,6 +102,7 @@ impl Actor for Supervisor {
             cell.clone(),
         )
         .await?;
+        recorder.cast(RecorderMessage::Tell(dispatcher.clone()))?;
         let mut lines = Vec::with_capacity(deps.settings.lines as usize);
         for index in 0..deps.settings.lines as usize {
             lines.push(spawn_line(&deps, index, &dispatcher, &recorder, &cell).await?);

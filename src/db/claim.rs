@@ -21,32 +21,79 @@ use crate::domain::slots::{allocate, fair_rooms, Claimant, Load};
 /// Serializes claim cycles of every instance, so counted limits hold.
 pub const CLAIM_LOCK: i64 = 0x6469_616c_6572;
 
-/// The open gates of every running campaign, flattened for the claim, and
-/// the organizations that have any.
+/// The open gates of every running campaign, by organization: a claim
+/// lists the organizations that have any, and each claim statement sends
+/// only the gates of the organizations it claims from. Set a campaign at a
+/// time, so thousands of campaigns cost a campaign's gates per change.
 #[derive(Debug, Default, Clone)]
 pub struct OpenGates {
+    /// Each campaign's organization and open gates (none: not listed).
+    campaigns: HashMap<Uuid, (Uuid, Vec<Gate>)>,
+    /// The campaigns of each organization with an open gate.
+    of_organization: HashMap<Uuid, Vec<Uuid>>,
+}
+
+/// Gates column by column, as a claim statement binds them.
+#[derive(Debug, Default)]
+struct GateColumns {
     campaigns: Vec<Uuid>,
     zones: Vec<String>,
     first_scheduled: Vec<bool>,
-    organizations: Vec<Uuid>,
 }
 
 impl OpenGates {
-    pub fn add(&mut self, organization: Uuid, campaign: Uuid, gates: &[Gate]) {
-        for g in gates {
-            self.campaigns.push(campaign);
-            self.zones.push(g.zone.clone());
-            self.first_scheduled.push(g.first_scheduled);
+    /// A campaign's open gates now, in place of those it had.
+    pub fn set(&mut self, organization: Uuid, campaign: Uuid, gates: &[Gate]) {
+        self.remove(campaign);
+        if gates.is_empty() {
+            return;
         }
-        if !gates.is_empty() && self.organizations.last() != Some(&organization) {
-            self.organizations.push(organization);
+        self.campaigns
+            .insert(campaign, (organization, gates.to_vec()));
+        self.of_organization
+            .entry(organization)
+            .or_default()
+            .push(campaign);
+    }
+
+    /// A campaign no longer running here: none of its gates is open.
+    pub fn remove(&mut self, campaign: Uuid) {
+        let Some((organization, _)) = self.campaigns.remove(&campaign) else {
+            return;
+        };
+        if let Some(theirs) = self.of_organization.get_mut(&organization) {
+            theirs.retain(|c| *c != campaign);
+            if theirs.is_empty() {
+                self.of_organization.remove(&organization);
+            }
         }
     }
 
-    /// Sorts and dedups the organizations once every gate is added.
-    pub fn seal(&mut self) {
-        self.organizations.sort_unstable();
-        self.organizations.dedup();
+    /// The organizations with an open gate.
+    fn organizations(&self) -> Vec<Uuid> {
+        self.of_organization.keys().copied().collect()
+    }
+
+    /// The gates of `orgs` alone.
+    fn of<'a>(&self, orgs: impl IntoIterator<Item = &'a Uuid>) -> GateColumns {
+        let mut some = GateColumns::default();
+        let campaigns = orgs
+            .into_iter()
+            .filter_map(|o| self.of_organization.get(o))
+            .flatten();
+        for campaign in campaigns {
+            for g in &self.campaigns[campaign].1 {
+                some.campaigns.push(*campaign);
+                some.zones.push(g.zone.clone());
+                some.first_scheduled.push(g.first_scheduled);
+            }
+        }
+        some
+    }
+
+    /// Every open gate.
+    fn all(&self) -> GateColumns {
+        self.of(self.of_organization.keys())
     }
 }
 
@@ -138,6 +185,9 @@ pub struct Batch<T> {
     pub set_aside: Vec<(Uuid, String)>,
     /// Organizations visited with nothing due: for [`raise_due_bounds`].
     pub idle: Vec<Uuid>,
+    /// The global limit left fewer free slots than were asked for: more
+    /// may be claimed as soon as results of calls that ended are written.
+    pub capped: bool,
 }
 
 /// Raises the `organization_due` bound of organizations a claim found
@@ -194,21 +244,32 @@ pub async fn claim<T>(
     global_limit: u32,
     mut prepare: impl FnMut(Claimed) -> Result<(T, NewAttempt), NoCall>,
 ) -> Result<Batch<T>, ClaimFailed> {
-    let nothing = || Batch {
+    let nothing = |capped| Batch {
         calls: Vec::new(),
         attempts: Attempts::default(),
         set_aside: Vec::new(),
         idle: Vec::new(),
+        capped,
     };
     // With no organization's bound passed, nothing can be due: one index
     // probe, no lock, none of the gates sent. An idle daemon costs this.
-    let any_due: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM organization_due WHERE next_due <= $1)")
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-    if !any_due {
-        return Ok(nothing());
+    // Otherwise the calls in progress, counted with no lock: with the
+    // global limit reached, nothing can be claimed, and the claim lock is
+    // not taken to find that out (calls end, but their slots free only
+    // when their results are written). A count that is stale by then only
+    // delays a claim to the next wake; the claim itself counts again under
+    // the lock.
+    let active: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM organization_due WHERE next_due <= $1)
+                THEN (SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')) END",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    match active {
+        None => return Ok(nothing(false)),
+        Some(active) if active >= i64::from(global_limit) => return Ok(nothing(true)),
+        Some(_) => {}
     }
     let mut tx = pool.begin().await?;
     // The claim's commit need not wait for its WAL to reach disk, so the
@@ -240,14 +301,15 @@ pub async fn claim<T>(
           WHERE d.next_due <= $1 AND (d.ad_hoc_due <= $1 OR d.organization_id = ANY($2))",
     )
     .bind(now)
-    .bind(&gates.organizations)
+    .bind(gates.organizations())
     .fetch_all(&mut *tx)
     .await?;
     let Some(active) = orgs.first().map(|o| o.all_active) else {
         tx.commit().await?;
-        return Ok(nothing());
+        return Ok(nothing(false));
     };
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
+    let capped = free < want;
     let loads: Vec<Load> = orgs
         .iter()
         .map(|o| Load {
@@ -260,6 +322,7 @@ pub async fn claim<T>(
         claimed: Vec::new(),
         undecodable: Vec::new(),
         groups: HashMap::new(),
+        has_due: Default::default(),
         idle: Vec::new(),
     };
     let mut hungry: Vec<(Uuid, Claimant)> = orgs
@@ -343,6 +406,7 @@ pub async fn claim<T>(
         attempts,
         set_aside,
         idle: taken.idle,
+        capped,
     })
 }
 
@@ -388,6 +452,9 @@ struct Taken {
     /// Claimed rows that do not decode, with the error: set aside.
     undecodable: Vec<(Uuid, String)>,
     groups: HashMap<Uuid, Option<Group>>,
+    /// Organizations found with a due contact that no claim statement has
+    /// asked yet.
+    has_due: std::collections::HashSet<Uuid>,
     /// Organizations listed as due that had nothing due at all: their
     /// `organization_due` bound is stale.
     idle: Vec<Uuid>,
@@ -422,6 +489,9 @@ async fn fill(
 ) -> Result<u32, sqlx::Error> {
     hungry.retain(|(_, c)| c.room > 0);
     while free > 0 && !hungry.is_empty() {
+        if !taken.idle.is_empty() {
+            look_ahead(tx, now, free, hungry, taken).await?;
+        }
         let shares = allocate(free, &hungry.iter().map(|(_, c)| *c).collect::<Vec<_>>());
         let mut still_hungry = Vec::new();
         // Organizations asked for the first time are claimed from in one
@@ -438,6 +508,21 @@ async fn fill(
             let org: Uuid = row.try_get("organization_id")?;
             *first.entry(org).or_default() += 1;
             take(row, taken)?;
+        }
+        // Those that got less go on from their first group with a contact
+        // due, found for all of them in one statement: most have none at
+        // all (their last contacts were claimed, and their bound is not
+        // raised yet), and asking each in turn cost a round trip each.
+        let short: Vec<Uuid> = fresh
+            .iter()
+            .filter(|(org, n)| first.get(org).copied().unwrap_or(0) < *n)
+            .map(|(org, _)| *org)
+            .collect();
+        for (org, group) in first_groups(tx, now, &short).await? {
+            if group.is_none() {
+                taken.idle.push(org);
+            }
+            taken.groups.insert(org, group);
         }
         // Each round claims something or finds an organization with no
         // more due, which leaves the round: so the rounds end.
@@ -468,6 +553,49 @@ async fn fill(
         }
     }
     Ok(free)
+}
+
+/// Drops from `hungry` the organizations with nothing due among those the
+/// next shares could reach, found in one statement. Called once some
+/// organization listed as due was found with nothing due (its last
+/// contacts were claimed, and its bound is not raised yet): such
+/// organizations come in runs, and each found by a share of its own gave
+/// back its slot for another round. Dropping them first shares the slots
+/// among the organizations with due work, as the rule says.
+async fn look_ahead(
+    tx: &mut Transaction<'_, Postgres>,
+    now: DateTime<Utc>,
+    free: u32,
+    hungry: &mut Vec<(Uuid, Claimant)>,
+    taken: &mut Taken,
+) -> Result<(), sqlx::Error> {
+    // The organizations a share of several times the free slots reaches.
+    let wider = allocate(
+        free.saturating_mul(8).max(64),
+        &hungry.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+    );
+    let unknown: Vec<Uuid> = hungry
+        .iter()
+        .zip(wider)
+        .filter(|((org, _), n)| {
+            *n > 0 && !taken.groups.contains_key(org) && !taken.has_due.contains(org)
+        })
+        .map(|((org, _), _)| *org)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    for (org, group) in first_groups(tx, now, &unknown).await? {
+        if group.is_none() {
+            taken.idle.push(org);
+            taken.groups.insert(org, None);
+        } else {
+            // Left to be claimed from in one statement with the others.
+            taken.has_due.insert(org);
+        }
+    }
+    hungry.retain(|(org, _)| !matches!(taken.groups.get(org), Some(None)));
+    Ok(())
 }
 
 /// Claims up to `n` due contacts of `org` into `taken`, group by group
@@ -538,6 +666,7 @@ async fn claim_first_groups(
         return Ok(Vec::new());
     }
     let (orgs, ns): (Vec<Uuid>, Vec<i64>) = shares.iter().map(|&(o, n)| (o, i64::from(n))).unzip();
+    let gates = gates.of(&orgs);
     let gated = gated(4);
     sqlx::query(&format!(
         "WITH due AS (
@@ -600,6 +729,41 @@ const RETURNED: &str = "c.id, c.organization_id, c.campaign_id, c.phone_numbers,
                  dnc_suppressed(c.phone_numbers, c.organization_id) AS suppressed, c.dnc_epoch,
                  c.timezone, c.number_zones, c.scheduled_at";
 
+/// The first (priority, retry) group with a contact due by `now` of each
+/// of `orgs`, by `next_due_group`, in one statement.
+async fn first_groups(
+    tx: &mut Transaction<'_, Postgres>,
+    now: DateTime<Utc>,
+    orgs: &[Uuid],
+) -> Result<Vec<(Uuid, Option<Group>)>, sqlx::Error> {
+    if orgs.is_empty() {
+        return Ok(Vec::new());
+    }
+    type Row = (Uuid, Option<i32>, Option<bool>, Option<DateTime<Utc>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.org, g.group_priority, g.group_retry, g.group_first_due
+           FROM unnest($1::uuid[]) AS s(org) CROSS JOIN LATERAL next_due_group(s.org, $2, NULL, NULL) g",
+    )
+    .bind(orgs)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(org, priority, retry, first_due)| {
+            let group = match (priority, retry, first_due) {
+                (Some(priority), Some(retry), Some(first_due)) => Some(Group {
+                    priority,
+                    retry,
+                    first_due,
+                }),
+                _ => None,
+            };
+            (org, group)
+        })
+        .collect())
+}
+
 /// `org`'s first (priority, retry) group after `after` (from the top when
 /// `None`) with a contact due by `now`, by `next_due_group`.
 async fn next_group(
@@ -632,6 +796,7 @@ async fn claim_in_group(
     // "= (SELECT $9)", not "= $9": compared with a constant, the planner
     // rewrites the retry test to "attempt_count <= 0", which no longer
     // matches contacts_due's column, and the due time stops bounding the scan.
+    let gates = gates.of([&org]);
     let gated = gated(4);
     sqlx::query(&format!(
         "WITH due AS (
@@ -742,6 +907,7 @@ pub async fn backlog(
 ) -> Result<Backlog, DbError> {
     // The claim's own gate test.
     let gated = gated(2);
+    let gates = gates.all();
     Ok(sqlx::query_as(&format!(
         "SELECT count(*) AS due, count(*) FILTER (WHERE {gated}) AS callable
            FROM contacts c WHERE c.status = 'pending' AND c.next_attempt_at <= $1"

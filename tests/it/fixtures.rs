@@ -41,8 +41,7 @@ pub async fn open_gates(
             .collect();
         open.sort();
         open.dedup();
-        gates.add(org, campaign, &open);
+        gates.set(org, campaign, &open);
     }
-    gates.seal();
     gates
 }

@@ -156,3 +156,82 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
         "the contact written meanwhile is claimed"
     );
 }
+
+#[tokio::test]
+async fn organizations_listed_as_due_with_nothing_due_are_found_together_and_passed_by() {
+    let db = TestDb::new().await;
+    // 12 organizations with work and 40 whose every contact is done but
+    // whose bounds were never raised, all of limit 10, created in turn so
+    // that the listing interleaves them.
+    let all = organizations(&db, &[10; 52], 5).await;
+    let (with_work, stale): (Vec<_>, Vec<_>) = all
+        .iter()
+        .enumerate()
+        .partition(|(i, _)| i % 4 == 0 && *i < 48);
+    let with_work: Vec<(Uuid, Uuid)> = with_work.into_iter().map(|(_, o)| *o).collect();
+    let stale: Vec<(Uuid, Uuid)> = stale.into_iter().map(|(_, o)| *o).collect();
+    assert_eq!((with_work.len(), stale.len()), (12, 40));
+    let stale_ids: Vec<Uuid> = stale.iter().map(|(o, _)| *o).collect();
+    sqlx::query("UPDATE contacts SET status = 'completed' WHERE organization_id = ANY($1)")
+        .bind(&stale_ids)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (claimed, idle) = claim(&db, &open_gates(&db.pool, &all).await, 20, 20).await;
+    // Every slot goes to an organization with work, each of them gets one
+    // at least (20 slots, 12 organizations of equal limits), and every
+    // organization with nothing due is found, for its bound to be raised.
+    // (The first pass's fair rooms still count every organization listed,
+    // so this one claim's shares are not those of the 12 alone: 1 to 3.)
+    assert_eq!(claimed.len(), 20);
+    for (org, _) in &with_work {
+        let got = claimed.iter().filter(|o| *o == org).count();
+        assert!(
+            (1..=3).contains(&got),
+            "{got} for an organization with work"
+        );
+    }
+    let mut idle = idle;
+    idle.sort_unstable();
+    let mut expected = stale_ids.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        idle, expected,
+        "every organization with nothing due is found"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_cut_short_by_the_global_limit_says_so() {
+    let db = TestDb::new().await;
+    let orgs = organizations(&db, &[10], 5).await;
+    let gates = open_gates(&db.pool, &orgs).await;
+    let batch = |want, global| {
+        claim::claim(
+            &db.pool,
+            Uuid::now_v7(),
+            Utc::now(),
+            &gates,
+            want,
+            global,
+            |c| {
+                let attempt = NewAttempt {
+                    attempt_id: Uuid::now_v7(),
+                    phone_number: c.phone_numbers[0].clone(),
+                    agent: AgentFields::default(),
+                    evidence: None,
+                };
+                Ok((c.id, attempt))
+            },
+        )
+    };
+    // Room for 2 of the 3 asked: both taken, and the claim was capped.
+    let b = batch(3, 2).await.unwrap();
+    assert_eq!((b.calls.len(), b.capped), (2, true));
+    // The limit is reached: nothing, capped (found before the claim lock).
+    let b = batch(3, 2).await.unwrap();
+    assert_eq!((b.calls.len(), b.capped), (0, true));
+    // Room for all asked: not capped.
+    let b = batch(2, 100).await.unwrap();
+    assert_eq!((b.calls.len(), b.capped), (2, false));
+}
