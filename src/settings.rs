@@ -34,6 +34,7 @@ pub struct DialerSettings {
     pub lines: u32,
     pub global_concurrency_limit: u32,
     pub claim_interval_ms: u64,
+    pub idle_recheck_ms: u64,
     pub status_poll_ms: u64,
     pub plan_refresh_seconds: u64,
     pub heartbeat_seconds: u64,
@@ -228,6 +229,7 @@ impl Settings {
             1_000_000,
         )?;
         check("dialer.claim_interval_ms", d.claim_interval_ms, 1, 1000)?;
+        check("dialer.idle_recheck_ms", d.idle_recheck_ms, 1, 60_000)?;
         check("dialer.status_poll_ms", d.status_poll_ms, 50, 1000)?;
         check(
             "dialer.plan_refresh_seconds",

@@ -51,6 +51,12 @@ pub struct DispatcherState {
     /// The last claim was cut short by the global limit: the results the
     /// recorder writes free slots for it, so each write wakes a claim.
     capped: bool,
+    /// The last claim found nothing due anywhere before this: timer ticks
+    /// claim nothing until then (at most `dialer.idle_recheck_ms` on), and
+    /// a NOTIFY that work is due sooner (`Due`) ends it.
+    quiet_until: Option<Instant>,
+    /// LISTENs for `Due`; stopped with the dispatcher.
+    listener: tokio::task::JoinHandle<()>,
     /// A `Wake` is queued.
     woken: bool,
     last_cycle: Option<Instant>,
@@ -89,6 +95,9 @@ pub enum DispatcherMessage {
     Wake,
     /// The recorder wrote results: their calls' slots are free.
     Recorded,
+    /// A statement made work due sooner than the dispatcher sleeps (NOTIFY
+    /// `db::notify::DUE`): claim now.
+    Due,
     /// The line pool, once spawned.
     AddLines(Vec<ActorRef<LineMessage>>),
     /// A line was replaced after failing; its call, if any, was interrupted.
@@ -132,6 +141,7 @@ impl Actor for Dispatcher {
             Duration::from_millis(deps.settings.claim_interval_ms),
             || DispatcherMessage::Tick,
         );
+        let listener = tokio::spawn(listen_due(deps.pool.clone(), myself.clone()));
         let backlog = Chore::new(deps.backlog_every, true);
         Ok(DispatcherState {
             deps,
@@ -145,6 +155,8 @@ impl Actor for Dispatcher {
             claiming: true,
             hungry: false,
             capped: false,
+            quiet_until: None,
+            listener,
             woken: false,
             last_cycle: None,
             stranded: Vec::new(),
@@ -153,6 +165,15 @@ impl Actor for Dispatcher {
             cycles: 0,
             backlog,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.listener.abort();
+        Ok(())
     }
 
     async fn handle(
@@ -172,8 +193,10 @@ impl Actor for Dispatcher {
                 // last tick: the next one is due an interval after it.
                 let interval = Duration::from_millis(state.deps.settings.claim_interval_ms);
                 let since = state.last_cycle.map(|t| t.elapsed());
+                let quiet = state.quiet_until.is_some_and(|t| Instant::now() < t);
                 let next = match since {
                     Some(since) if since < interval && !state.hungry => interval - since,
+                    _ if quiet && !state.hungry => interval,
                     _ => {
                         cycle(&myself, state).await;
                         interval
@@ -184,6 +207,11 @@ impl Actor for Dispatcher {
             DispatcherMessage::Wake => {
                 state.woken = false;
                 if state.hungry || state.capped {
+                    cycle(&myself, state).await;
+                }
+            }
+            DispatcherMessage::Due => {
+                if state.quiet_until.take().is_some() {
                     cycle(&myself, state).await;
                 }
             }
@@ -342,8 +370,13 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         set_aside,
         idle,
         capped,
+        quiet_until,
     } = batch;
     state.capped = capped;
+    state.quiet_until = quiet_until.map(|until| {
+        let recheck = Duration::from_millis(state.deps.settings.idle_recheck_ms);
+        Instant::now() + (until - now).to_std().unwrap_or_default().min(recheck)
+    });
     if !idle.is_empty() {
         raise_bounds(&state.deps.pool, idle);
     }
@@ -438,6 +471,7 @@ fn raise_bounds(pool: &sqlx::PgPool, orgs: Vec<Uuid>) {
 fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {
     state.hungry = false;
     state.capped = false;
+    state.quiet_until = None;
     state.outage.failed("claiming", error);
 }
 
@@ -519,6 +553,17 @@ fn dial(state: &mut DispatcherState, index: usize, call: Call) {
     if let Err(e) = state.lines[index].cast(LineMessage::Dial(call)) {
         tracing::error!(line = index, error = %e, "cannot hand a call to its line");
     }
+}
+
+/// LISTENs for due bounds lowered and tells the dispatcher of each.
+async fn listen_due(pool: sqlx::PgPool, dispatcher: ActorRef<DispatcherMessage>) {
+    crate::db::notify::listen(
+        pool,
+        crate::db::notify::DUE,
+        "listening for work falling due",
+        |_| dispatcher.cast(DispatcherMessage::Due).is_ok(),
+    )
+    .await;
 }
 
 /// Sets the backlog gauges: due contacts, and those a claim could take.

@@ -188,6 +188,10 @@ pub struct Batch<T> {
     /// The global limit left fewer free slots than were asked for: more
     /// may be claimed as soon as results of calls that ended are written.
     pub capped: bool,
+    /// No organization's bound had passed: nothing is due before this
+    /// (the earliest bound, or a day on when there is none), unless a
+    /// statement lowers a bound meanwhile (NOTIFY `db::notify::DUE`).
+    pub quiet_until: Option<DateTime<Utc>>,
 }
 
 /// Raises the `organization_due` bound of organizations a claim found
@@ -244,31 +248,35 @@ pub async fn claim<T>(
     global_limit: u32,
     mut prepare: impl FnMut(Claimed) -> Result<(T, NewAttempt), NoCall>,
 ) -> Result<Batch<T>, ClaimFailed> {
-    let nothing = |capped| Batch {
+    let nothing = |capped, quiet_until| Batch {
         calls: Vec::new(),
         attempts: Attempts::default(),
         set_aside: Vec::new(),
         idle: Vec::new(),
         capped,
+        quiet_until,
     };
-    // With no organization's bound passed, nothing can be due: one index
-    // probe, no lock, none of the gates sent. An idle daemon costs this.
+    // With no organization's bound passed, nothing can be due until the
+    // earliest: one index probe, no lock, none of the gates sent. An idle
+    // daemon costs this, and sleeps until then.
     // Otherwise the calls in progress, counted with no lock: with the
     // global limit reached, nothing can be claimed, and the claim lock is
     // not taken to find that out (calls end, but their slots free only
     // when their results are written). A count that is stale by then only
     // delays a claim to the next wake; the claim itself counts again under
     // the lock.
-    let active: Option<i64> = sqlx::query_scalar(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM organization_due WHERE next_due <= $1)
-                THEN (SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')) END",
+    let (earliest, active): (DateTime<Utc>, Option<i64>) = sqlx::query_as(
+        "SELECT least(d.next_due, $1 + interval '1 day'),
+                CASE WHEN d.next_due <= $1
+                     THEN (SELECT count(*) FROM contacts WHERE status IN ('locked', 'in_progress')) END
+           FROM (SELECT min(next_due) AS next_due FROM organization_due) d",
     )
     .bind(now)
     .fetch_one(pool)
     .await?;
     match active {
-        None => return Ok(nothing(false)),
-        Some(active) if active >= i64::from(global_limit) => return Ok(nothing(true)),
+        None => return Ok(nothing(false, Some(earliest))),
+        Some(active) if active >= i64::from(global_limit) => return Ok(nothing(true, None)),
         Some(_) => {}
     }
     let mut tx = pool.begin().await?;
@@ -306,7 +314,7 @@ pub async fn claim<T>(
     .await?;
     let Some(active) = orgs.first().map(|o| o.all_active) else {
         tx.commit().await?;
-        return Ok(nothing(false));
+        return Ok(nothing(false, None));
     };
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
     let capped = free < want;
@@ -407,6 +415,7 @@ pub async fn claim<T>(
         set_aside,
         idle: taken.idle,
         capped,
+        quiet_until: None,
     })
 }
 

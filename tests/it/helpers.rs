@@ -283,6 +283,9 @@ pub fn engine_settings(db: &TestDb, lines: u32) -> Settings {
     let mut s = settings_for(db);
     s.dialer.lines = lines;
     s.dialer.claim_interval_ms = 5;
+    // Tests that wait for claim cycles (`cycles_ran`) go on at this pace
+    // while nothing is due.
+    s.dialer.idle_recheck_ms = 20;
     s.dialer.status_poll_ms = 200;
     s.dialer.plan_refresh_seconds = 1;
     s.dialer.heartbeat_seconds = 1;

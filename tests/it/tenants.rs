@@ -8,7 +8,7 @@ use dialerd::domain::agent::AgentFields;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::{open_gates, TestDb};
+use crate::helpers::{engine_settings, eventually, open_gates, start_engine, TestDb};
 
 /// Organizations `(org, campaign)` of `limits.len()`, each with its limit
 /// and `n` due contacts in an active around-the-clock campaign.
@@ -234,4 +234,48 @@ async fn a_claim_cut_short_by_the_global_limit_says_so() {
     // Room for all asked: not capped.
     let b = batch(2, 100).await.unwrap();
     assert_eq!((b.calls.len(), b.capped), (2, false));
+}
+
+#[tokio::test]
+async fn an_idle_daemon_sleeps_until_work_falls_due_and_is_woken_by_it() {
+    let db = TestDb::new().await;
+    let org = organizations(&db, &[10], 0).await[0].0;
+    let mut settings = engine_settings(&db, 2);
+    // Nothing but the NOTIFY can wake it within the test.
+    settings.dialer.idle_recheck_ms = 60_000;
+    let engine = start_engine(&db, &settings, dialerd::clock::SystemClock).await;
+    let probe = engine.probe();
+    let cycles = || async {
+        probe
+            .check(std::time::Duration::from_secs(2))
+            .await
+            .map_or(0, |h| h.cycles)
+    };
+    eventually(10, "a first claim cycle", || async { cycles().await >= 1 }).await;
+    // Nothing is due anywhere: no claim cycle while it sleeps (one may
+    // have been under way), where a claim interval of 5 ms would run 100.
+    let before = cycles().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = cycles().await;
+    assert!(
+        after <= before + 1,
+        "claim cycles while idle: {before} -> {after}"
+    );
+    // Any SQL client's insert of a contact due now wakes it at once.
+    sqlx::query(
+        "INSERT INTO contacts (id, organization_id, phone_numbers)
+         VALUES (gen_random_uuid(), $1, ARRAY['+14155550997'])",
+    )
+    .bind(org)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    eventually(10, "the ad-hoc contact dialed", || async {
+        db.count("SELECT count(*) FROM attempts").await == 1
+    })
+    .await;
+    engine
+        .stop(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
 }
