@@ -7,6 +7,11 @@ use chrono::{DateTime, Duration, Utc};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How long to wait, in real time, for this clock to read `at` (zero
+    /// once it does); a clock that does not run by itself says how soon to
+    /// look again.
+    fn until(&self, at: DateTime<Utc>) -> std::time::Duration;
 }
 
 /// The system clock.
@@ -16,6 +21,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn until(&self, at: DateTime<Utc>) -> std::time::Duration {
+        (at - Utc::now()).to_std().unwrap_or_default()
     }
 }
 
@@ -41,5 +50,15 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// It moves only when told to: every second, or at once when it reads
+    /// `at` already.
+    fn until(&self, at: DateTime<Utc>) -> std::time::Duration {
+        if self.now() >= at {
+            std::time::Duration::ZERO
+        } else {
+            std::time::Duration::from_secs(1)
+        }
     }
 }

@@ -3,16 +3,17 @@
 //! time zones its waiting contacts use, both handed to it by the poller,
 //! which reads every active campaign's plan in one batch every
 //! `dialer.plan_refresh_seconds` and a campaign's at once when contacts are
-//! added to it. While it has waiting contacts it works out every second
-//! which of their zones are inside their calling windows, telling the
-//! dispatcher whenever that changes; with none it does nothing at all.
+//! added to it. While it has waiting contacts it works out which of their
+//! zones are inside their calling windows at each whole minute (the only
+//! moments a window opens or closes), telling the dispatcher whenever that
+//! changes; with none it does nothing at all.
 //! Supervised by the supervisor, which starts it when the campaign becomes
 //! active, stops it when it does not, and restarts it when it fails (it
 //! then waits for the next plan); when it stops, its gates close.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use uuid::Uuid;
 
@@ -20,8 +21,14 @@ use super::dispatcher::DispatcherMessage;
 use super::Deps;
 use crate::domain::plan::{CampaignPlan, Gate};
 
-/// How often the open gates are worked out while contacts wait.
-const TICK: Duration = Duration::from_secs(1);
+/// When the open gates are next worked out while contacts wait: the next
+/// whole minute, when a window may open or close (windows start and end on
+/// whole local minutes, and every zone's offset is whole minutes), a
+/// millisecond past it so the clock reads the new minute.
+fn next_tick(now: DateTime<Utc>) -> DateTime<Utc> {
+    let minute = now.timestamp().div_euclid(60) + 1;
+    DateTime::from_timestamp(minute * 60, 1_000_000).unwrap_or(now)
+}
 
 pub struct Campaign;
 
@@ -85,7 +92,10 @@ impl Actor for Campaign {
         // each run, so ticks never pile up behind a slow one.
         if !state.zones.is_empty() && !state.ticking {
             state.ticking = true;
-            myself.send_after(TICK, || CampaignMessage::Tick);
+            let clock = &state.deps.clock;
+            myself.send_after(clock.until(next_tick(clock.now())), || {
+                CampaignMessage::Tick
+            });
         }
         Ok(())
     }
@@ -118,4 +128,26 @@ fn publish(state: &mut CampaignState) -> Result<(), ActorProcessingErr> {
             .cast(DispatcherMessage::Plan { plan, gates })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn windows_are_worked_out_again_just_past_each_whole_minute() {
+        let at = |h, m, s, ms| {
+            Utc.with_ymd_and_hms(2026, 12, 2, h, m, s).unwrap() + chrono::Duration::milliseconds(ms)
+        };
+        assert_eq!(next_tick(at(9, 0, 0, 0)), at(9, 1, 0, 1));
+        assert_eq!(next_tick(at(9, 0, 59, 999)), at(9, 1, 0, 1));
+        assert_eq!(
+            next_tick(at(23, 59, 30, 0)),
+            at(0, 0, 0, 1) + chrono::Duration::days(1)
+        );
+        // Fired a hair early (the tick's real time against the clock): the
+        // same minute's end again, not a minute later.
+        assert_eq!(next_tick(at(9, 0, 59, 999)), next_tick(at(9, 0, 1, 0)));
+    }
 }
