@@ -2,7 +2,10 @@
 //! gate checked in the claim), resolves each call's number and agent from
 //! its campaign's plan, sets a line aside for each call, and has a task of
 //! its own write the attempts; once they are committed it hands each call
-//! to its line. The next claim does not wait for the attempts. Supervised
+//! to its line. The next claim does not wait for the attempts. With
+//! nothing due anywhere it sleeps until the earliest moment something may
+//! be (NOTIFY `dialerd_due` wakes it sooner); with the global limit reached
+//! it claims again as soon as the recorder writes results. Supervised
 //! by the supervisor; if it dies the engine stops (it holds which line has
 //! which call) and lease recovery closes those calls.
 
@@ -86,7 +89,8 @@ pub struct Activity {
 
 pub enum DispatcherMessage {
     /// Timer, re-armed after each: claim for idle lines unless a cycle ran
-    /// within the interval.
+    /// within the interval, or the last found nothing due before
+    /// `quiet_until`.
     Tick,
     /// Lines freed while more work is due, or slots freed while the global
     /// limit held claims back: claim for every line idle by the time this
