@@ -469,6 +469,17 @@ struct Taken {
     idle: Vec<Uuid>,
 }
 
+impl Taken {
+    /// `org`'s first group with a contact due, as found; `None`: nothing
+    /// due at all, so its bound is stale.
+    fn first_group(&mut self, org: Uuid, group: Option<Group>) {
+        if group.is_none() {
+            self.idle.push(org);
+        }
+        self.groups.insert(org, group);
+    }
+}
+
 /// A (priority, retry) group of an organization's waiting contacts with
 /// one due, as `next_due_group` found it.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
@@ -519,19 +530,16 @@ async fn fill(
             take(row, taken)?;
         }
         // Those that got less go on from their first group with a contact
-        // due, found for all of them in one statement: most have none at
-        // all (their last contacts were claimed, and their bound is not
-        // raised yet), and asking each in turn cost a round trip each.
+        // due, found for all of them in one statement, not a round trip
+        // each: most have none at all (their last contacts were claimed,
+        // and their bound is not raised yet).
         let short: Vec<Uuid> = fresh
             .iter()
             .filter(|(org, n)| first.get(org).copied().unwrap_or(0) < *n)
             .map(|(org, _)| *org)
             .collect();
         for (org, group) in first_groups(tx, now, &short).await? {
-            if group.is_none() {
-                taken.idle.push(org);
-            }
-            taken.groups.insert(org, group);
+            taken.first_group(org, group);
         }
         // Each round claims something or finds an organization with no
         // more due, which leaves the round: so the rounds end.
@@ -568,9 +576,9 @@ async fn fill(
 /// next shares could reach, found in one statement. Called once some
 /// organization listed as due was found with nothing due (its last
 /// contacts were claimed, and its bound is not raised yet): such
-/// organizations come in runs, and each found by a share of its own gave
-/// back its slot for another round. Dropping them first shares the slots
-/// among the organizations with due work, as the rule says.
+/// organizations come in runs, and found one share at a time each would
+/// hand its slot back for another round. Dropped first, they leave the
+/// slots to the organizations with due work in one round.
 async fn look_ahead(
     tx: &mut Transaction<'_, Postgres>,
     now: DateTime<Utc>,
@@ -596,8 +604,7 @@ async fn look_ahead(
     }
     for (org, group) in first_groups(tx, now, &unknown).await? {
         if group.is_none() {
-            taken.idle.push(org);
-            taken.groups.insert(org, None);
+            taken.first_group(org, None);
         } else {
             // Left to be claimed from in one statement with the others.
             taken.has_due.insert(org);
@@ -622,10 +629,7 @@ async fn claim_in_org(
 ) -> Result<u32, sqlx::Error> {
     if !taken.groups.contains_key(&org) {
         let first = next_group(tx, org, now, None).await?;
-        if first.is_none() {
-            taken.idle.push(org);
-        }
-        taken.groups.insert(org, first);
+        taken.first_group(org, first);
     }
     let mut got = 0;
     while let Some(&Some(group)) = taken.groups.get(&org) {

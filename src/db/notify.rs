@@ -15,8 +15,9 @@ pub const PLAN_CHANGED: &str = "dialerd_plan_changed";
 /// A call settled by a status callback, payload `<attempt id> <outcome>`:
 /// the instance whose line holds the call frees it.
 pub const CALL_ENDED: &str = "dialerd_call_ended";
-/// An organization's due bound lowered (the `organization_due` trigger):
-/// contacts may be due sooner than an idle dispatcher sleeps.
+/// An organization's due bound inserted or lowered (triggers on
+/// `organization_due`): contacts may be due sooner than an idle
+/// dispatcher sleeps.
 pub const DUE: &str = "dialerd_due";
 
 /// A run of failures of one repeated task (a claim, a write, a poll): logged

@@ -322,16 +322,18 @@ pub async fn plans_published(engine: &dialerd::actors::Engine, n: usize) {
 /// one cycle that began after the call, at least, has completed, and so
 /// saw the database and the clock as they were then.
 pub async fn cycles_ran(engine: &dialerd::actors::Engine) {
-    let probe = engine.probe();
-    let cycles = || async {
-        let health = probe.check(Duration::from_secs(2)).await;
-        health.map_or(0, |h| h.cycles)
-    };
-    let before = cycles().await;
+    let before = cycles(engine).await;
     eventually(10, "two claim cycles run", || async {
-        cycles().await >= before + 2
+        cycles(engine).await >= before + 2
     })
     .await;
+}
+
+/// The claim cycles the engine's dispatcher has begun (0 if it does not
+/// answer its health probe).
+pub async fn cycles(engine: &dialerd::actors::Engine) -> u64 {
+    let health = engine.probe().check(Duration::from_secs(2)).await;
+    health.map_or(0, |h| h.cycles)
 }
 
 /// Waits until `n` sessions of the test database wait on a lock.

@@ -8,7 +8,7 @@ use dialerd::domain::agent::AgentFields;
 use uuid::Uuid;
 
 use crate::daemon::seed;
-use crate::helpers::{engine_settings, eventually, open_gates, start_engine, TestDb};
+use crate::helpers::{cycles, engine_settings, eventually, open_gates, start_engine, TestDb};
 
 /// Organizations `(org, campaign)` of `limits.len()`, each with its limit
 /// and `n` due contacts in an active around-the-clock campaign.
@@ -30,7 +30,13 @@ async fn organizations(db: &TestDb, limits: &[i32], n: u32) -> Vec<(Uuid, Uuid)>
 /// One claim of up to `want` under `global` as a new owner; the claimed
 /// contacts' organizations, and the organizations found with nothing due.
 async fn claim(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> (Vec<Uuid>, Vec<Uuid>) {
-    let batch = claim::claim(
+    let batch = batch(db, gates, want, global).await;
+    (batch.calls, batch.idle)
+}
+
+/// [`claim`], the whole batch: each call is its contact's organization.
+async fn batch(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> claim::Batch<Uuid> {
+    claim::claim(
         &db.pool,
         Uuid::now_v7(),
         Utc::now(),
@@ -48,8 +54,7 @@ async fn claim(db: &TestDb, gates: &OpenGates, want: u32, global: u32) -> (Vec<U
         },
     )
     .await
-    .unwrap();
-    (batch.calls, batch.idle)
+    .unwrap()
 }
 
 async fn bound(db: &TestDb, org: Uuid) -> Option<chrono::DateTime<Utc>> {
@@ -206,33 +211,14 @@ async fn a_claim_cut_short_by_the_global_limit_says_so() {
     let db = TestDb::new().await;
     let orgs = organizations(&db, &[10], 5).await;
     let gates = open_gates(&db.pool, &orgs).await;
-    let batch = |want, global| {
-        claim::claim(
-            &db.pool,
-            Uuid::now_v7(),
-            Utc::now(),
-            &gates,
-            want,
-            global,
-            |c| {
-                let attempt = NewAttempt {
-                    attempt_id: Uuid::now_v7(),
-                    phone_number: c.phone_numbers[0].clone(),
-                    agent: AgentFields::default(),
-                    evidence: None,
-                };
-                Ok((c.id, attempt))
-            },
-        )
-    };
     // Room for 2 of the 3 asked: both taken, and the claim was capped.
-    let b = batch(3, 2).await.unwrap();
+    let b = batch(&db, &gates, 3, 2).await;
     assert_eq!((b.calls.len(), b.capped), (2, true));
-    // The limit is reached: nothing, capped (found before the claim lock).
-    let b = batch(3, 2).await.unwrap();
+    // The limit is reached: nothing, and capped.
+    let b = batch(&db, &gates, 3, 2).await;
     assert_eq!((b.calls.len(), b.capped), (0, true));
     // Room for all asked: not capped.
-    let b = batch(2, 100).await.unwrap();
+    let b = batch(&db, &gates, 2, 100).await;
     assert_eq!((b.calls.len(), b.capped), (2, false));
 }
 
@@ -244,19 +230,15 @@ async fn an_idle_daemon_sleeps_until_work_falls_due_and_is_woken_by_it() {
     // Nothing but the NOTIFY can wake it within the test.
     settings.dialer.idle_recheck_ms = 60_000;
     let engine = start_engine(&db, &settings, dialerd::clock::SystemClock).await;
-    let probe = engine.probe();
-    let cycles = || async {
-        probe
-            .check(std::time::Duration::from_secs(2))
-            .await
-            .map_or(0, |h| h.cycles)
-    };
-    eventually(10, "a first claim cycle", || async { cycles().await >= 1 }).await;
+    eventually(10, "a first claim cycle", || async {
+        cycles(&engine).await >= 1
+    })
+    .await;
     // Nothing is due anywhere: no claim cycle while it sleeps (one may
     // have been under way), where a claim interval of 5 ms would run 100.
-    let before = cycles().await;
+    let before = cycles(&engine).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = cycles().await;
+    let after = cycles(&engine).await;
     assert!(
         after <= before + 1,
         "claim cycles while idle: {before} -> {after}"
