@@ -372,18 +372,15 @@ async fn cycle(myself: &ActorRef<DispatcherMessage>, state: &mut DispatcherState
         calls,
         attempts,
         set_aside,
-        idle,
         capped,
         quiet_until,
+        ..
     } = batch;
     state.capped = capped;
     state.quiet_until = quiet_until.map(|until| {
         let recheck = Duration::from_millis(state.deps.settings.idle_recheck_ms);
         Instant::now() + (until - now).to_std().unwrap_or_default().min(recheck)
     });
-    if !idle.is_empty() {
-        raise_bounds(&state.deps.pool, idle);
-    }
     for (contact_id, reason) in set_aside {
         tracing::warn!(%contact_id, reason, "contact set aside: it cannot be dialed as stored");
         counter!(monitoring::CONTACTS_SET_ASIDE).increment(1);
@@ -458,18 +455,6 @@ fn started(
             }
         }
     }
-}
-
-/// Raises the due bounds of organizations found with nothing due, in a
-/// task of its own: the next claim need not wait for it, and a failure
-/// only leaves the bounds low (the next claim finds them again).
-fn raise_bounds(pool: &sqlx::PgPool, orgs: Vec<Uuid>) {
-    let pool = pool.clone();
-    tokio::spawn(async move {
-        if let Err(e) = claim::raise_due_bounds(&pool, &orgs).await {
-            tracing::debug!(error = %e, "cannot raise organizations' due bounds yet");
-        }
-    });
 }
 
 fn failing(state: &mut DispatcherState, error: &crate::db::DbError) {

@@ -1,7 +1,7 @@
 //! The keeper: renews this instance's lease every `dialer.heartbeat_seconds`,
 //! recovers the claims of instances whose lease ran out (once this instance
 //! has itself been connected to the database for a whole lease), every
-//! `dialer.vacuum_seconds` vacuums `contacts` (every
+//! `dialer.vacuum_seconds` vacuums `contacts` and `organization_due` (every
 //! `dialer.attempts_vacuum_seconds`, `attempts`). The vacuums run in
 //! tasks of their own, so neither ever holds up the lease. Supervised by the supervisor, which restarts it when it
 //! fails; a database outage only delays it.

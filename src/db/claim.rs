@@ -4,7 +4,7 @@
 //! their calls are never placed.
 
 use crate::domain::evidence::{Evidence, ListChecked};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -69,9 +69,9 @@ impl OpenGates {
         }
     }
 
-    /// The organizations with an open gate.
-    fn organizations(&self) -> Vec<Uuid> {
-        self.of_organization.keys().copied().collect()
+    /// Whether `org` has an open gate.
+    fn has(&self, org: Uuid) -> bool {
+        self.of_organization.contains_key(&org)
     }
 
     /// The gates of `orgs` alone.
@@ -128,12 +128,16 @@ pub struct Claimed {
     pub agent: AgentFields,
 }
 
+/// A listed organization: its limit and its calls in progress.
 #[derive(sqlx::FromRow)]
 struct OrgRoom {
     id: Uuid,
     concurrency_limit: i32,
     active: i64,
+    /// Calls in progress of every organization.
     all_active: i64,
+    /// Its ad-hoc bound has passed.
+    ad_hoc: bool,
 }
 
 /// Why a claimed contact gets no call.
@@ -183,7 +187,8 @@ pub struct Batch<T> {
     pub attempts: Attempts,
     /// Contacts set aside by this claim, with the reason.
     pub set_aside: Vec<(Uuid, String)>,
-    /// Organizations visited with nothing due: for [`raise_due_bounds`].
+    /// Organizations listed as due that had nothing due: left out of the
+    /// shares, their bounds raised by the claim.
     pub idle: Vec<Uuid>,
     /// The global limit left fewer free slots than were asked for: more
     /// may be claimed as soon as results of calls that ended are written.
@@ -194,34 +199,35 @@ pub struct Batch<T> {
     pub quiet_until: Option<DateTime<Utc>>,
 }
 
-/// Raises the `organization_due` bound of organizations a claim found
-/// with nothing due to their earliest due contact (or 'infinity'), so
-/// later claims pass them by until then. An organization whose row a
-/// writer of new pending contacts holds is skipped: its bound stays, and
-/// the next claim looks again.
-pub async fn raise_due_bounds(pool: &PgPool, orgs: &[Uuid]) -> Result<u64, DbError> {
-    let mut tx = pool.begin().await?;
+/// Raises the `organization_due` bound of `orgs` to their earliest due
+/// contact (or 'infinity'), so later claims pass them by until then; for a
+/// claim, of the organizations it found or left with nothing due. An
+/// organization whose row a writer of new pending contacts holds is
+/// skipped: its bound stays, and a later claim looks again. Never waits
+/// for a lock. Returns how many were raised.
+async fn raise_bounds(
+    tx: &mut Transaction<'_, Postgres>,
+    orgs: &[Uuid],
+) -> Result<u64, sqlx::Error> {
     let locked: Vec<Uuid> = sqlx::query_scalar(
         "SELECT organization_id FROM organization_due WHERE organization_id = ANY($1)
           ORDER BY organization_id FOR UPDATE SKIP LOCKED",
     )
     .bind(orgs)
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await?;
     // A statement of its own: its snapshot sees every writer that held a
     // row just locked.
-    let raised = sqlx::query(
+    Ok(sqlx::query(
         "UPDATE organization_due
             SET next_due = coalesce(organization_earliest_due(organization_id), 'infinity'),
                 ad_hoc_due = coalesce(organization_earliest_ad_hoc_due(organization_id), 'infinity')
           WHERE organization_id = ANY($1)",
     )
     .bind(&locked)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?
-    .rows_affected();
-    tx.commit().await?;
-    Ok(raised)
+    .rows_affected())
 }
 
 /// Claims up to `want` due contacts for `owner`, within every organization's
@@ -296,81 +302,69 @@ pub async fn claim<T>(
     // organizations whose `organization_due` bound has passed are listed
     // (none: nothing to claim, whatever the number of organizations), and
     // of those only the ones with an open calling window in some campaign
-    // or ad-hoc contacts due (which no window gates). Which of their
-    // contacts are due is asked only of those the shares give a slot to,
-    // not of every one listed.
-    let orgs: Vec<OrgRoom> = sqlx::query_as(
+    // or ad-hoc contacts due (which no window gates), picked here: sent as
+    // an array parameter, thousands of organizations with open gates would
+    // be tested one by one against every row under a generic plan (0.5 s
+    // for 10,000 here). Which of their contacts are due is asked only of
+    // those the shares give a slot to, not of every one listed.
+    let listed: Vec<OrgRoom> = sqlx::query_as(
         "WITH busy AS (
              SELECT organization_id, count(*) AS n FROM contacts
               WHERE status IN ('locked', 'in_progress') GROUP BY organization_id)
          SELECT d.organization_id AS id, d.concurrency_limit, coalesce(b.n, 0) AS active,
-                (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active
+                (SELECT coalesce(sum(n), 0) FROM busy)::int8 AS all_active,
+                d.ad_hoc_due <= $1 AS ad_hoc
            FROM organization_due d LEFT JOIN busy b ON b.organization_id = d.organization_id
-          WHERE d.next_due <= $1 AND (d.ad_hoc_due <= $1 OR d.organization_id = ANY($2))",
+          WHERE d.next_due <= $1",
     )
     .bind(now)
-    .bind(gates.organizations())
     .fetch_all(&mut *tx)
     .await?;
-    let Some(active) = orgs.first().map(|o| o.all_active) else {
+    let Some(active) = listed.first().map(|o| o.all_active) else {
         tx.commit().await?;
         return Ok(nothing(false, None));
     };
+    let orgs: Vec<OrgRoom> = listed
+        .into_iter()
+        .filter(|o| o.ad_hoc || gates.has(o.id))
+        .collect();
     let free = want.min(u32::try_from(i64::from(global_limit) - active).unwrap_or(0));
     let capped = free < want;
-    let loads: Vec<Load> = orgs
-        .iter()
-        .map(|o| Load {
-            limit: o.concurrency_limit as u32,
-            active: o.active.max(0) as u32,
-        })
-        .collect();
-    let fair = fair_rooms(global_limit, &loads);
-    let mut taken = Taken {
-        claimed: Vec::new(),
-        undecodable: Vec::new(),
-        groups: HashMap::new(),
-        has_due: Default::default(),
-        idle: Vec::new(),
-    };
-    let mut hungry: Vec<(Uuid, Claimant)> = orgs
-        .iter()
-        .zip(&loads)
-        .zip(fair)
-        .map(|((o, l), room)| {
-            (
-                o.id,
-                Claimant {
-                    limit: l.limit,
-                    room: room.min(l.limit.saturating_sub(l.active)),
-                },
-            )
-        })
-        .collect();
-    let free = fill(&mut tx, owner, now, gates, free, &mut hungry, &mut taken).await?;
-    // Second pass: what the fair shares left over, up to each organization's
-    // own limit, for organizations that may have more due (not those that
-    // found fewer contacts than they asked for).
-    let mut hungry: Vec<(Uuid, Claimant)> = orgs
-        .iter()
-        .zip(&loads)
-        .filter(|(o, _)| !matches!(taken.groups.get(&o.id), Some(None)))
-        .map(|(o, l)| {
-            let got = taken
-                .claimed
-                .iter()
-                .filter(|c| c.organization_id == o.id)
-                .count() as u32;
-            (
-                o.id,
-                Claimant {
-                    limit: l.limit,
-                    room: l.limit.saturating_sub(l.active + got),
-                },
-            )
-        })
-        .collect();
-    fill(&mut tx, owner, now, gates, free, &mut hungry, &mut taken).await?;
+    // The shares are exact over the organizations with due work. A listed
+    // organization may have none (contacts made done or deleted since its
+    // bound was last raised): found while sharing, it is struck off, what
+    // was claimed so far is rolled back, and the slots are shared again
+    // without it. Claims raise the bounds of the organizations they empty
+    // (below), so this is rare: each found is raised too, and struck off
+    // the listing of later claims.
+    let mut taken = Taken::default();
+    sqlx::query("SAVEPOINT shares").execute(&mut *tx).await?;
+    loop {
+        let listed: Vec<&OrgRoom> = orgs
+            .iter()
+            .filter(|o| !taken.idle.contains(&o.id))
+            .collect();
+        let known_idle = taken.idle.len();
+        share(
+            &mut tx,
+            owner,
+            now,
+            gates,
+            free,
+            global_limit,
+            &listed,
+            &mut taken,
+        )
+        .await?;
+        let claimed_any = !taken.claimed.is_empty() || !taken.undecodable.is_empty();
+        if taken.idle.len() == known_idle || !claimed_any {
+            break;
+        }
+        sqlx::query("ROLLBACK TO SAVEPOINT shares")
+            .execute(&mut *tx)
+            .await?;
+        taken.start_over();
+    }
 
     let mut claimed = taken.claimed;
     if !claimed.is_empty() {
@@ -403,6 +397,14 @@ pub async fn claim<T>(
     if !set_aside.is_empty() {
         put_aside(&mut tx, owner, &set_aside).await?;
     }
+    // The bounds of the organizations this claim found or left with nothing
+    // due are raised before the lock is released, so no claim after it
+    // counts them in its shares. Last: nothing waits on a lock after this.
+    let idle: Vec<Uuid> = taken.idle.into_iter().collect();
+    let raise: Vec<Uuid> = idle.iter().chain(&taken.emptied).copied().collect();
+    if !raise.is_empty() {
+        raise_bounds(&mut tx, &raise).await?;
+    }
     if let Err(e) = tx.commit().await {
         return Err(ClaimFailed {
             error: e.into(),
@@ -413,10 +415,73 @@ pub async fn claim<T>(
         calls,
         attempts,
         set_aside,
-        idle: taken.idle,
+        idle,
         capped,
         quiet_until: None,
     })
+}
+
+/// Shares `free` slots among the `listed` organizations and claims them
+/// into `taken`: first up to each one's fair share of the global limit,
+/// then what is left up to each one's own limit.
+#[allow(clippy::too_many_arguments)]
+async fn share(
+    tx: &mut Transaction<'_, Postgres>,
+    owner: Uuid,
+    now: DateTime<Utc>,
+    gates: &OpenGates,
+    free: u32,
+    global_limit: u32,
+    listed: &[&OrgRoom],
+    taken: &mut Taken,
+) -> Result<(), sqlx::Error> {
+    let loads: Vec<Load> = listed
+        .iter()
+        .map(|o| Load {
+            limit: o.concurrency_limit as u32,
+            active: o.active.max(0) as u32,
+        })
+        .collect();
+    let fair = fair_rooms(global_limit, &loads);
+    let mut hungry: Vec<(Uuid, Claimant)> = listed
+        .iter()
+        .zip(&loads)
+        .zip(fair)
+        .map(|((o, l), room)| {
+            (
+                o.id,
+                Claimant {
+                    limit: l.limit,
+                    room: room.min(l.limit.saturating_sub(l.active)),
+                },
+            )
+        })
+        .collect();
+    let free = fill(tx, owner, now, gates, free, &mut hungry, taken).await?;
+    // Second pass: what the fair shares left over, up to each organization's
+    // own limit, for organizations that may have more due (not those that
+    // found fewer contacts than they asked for).
+    let mut hungry: Vec<(Uuid, Claimant)> = listed
+        .iter()
+        .zip(&loads)
+        .filter(|(o, _)| !matches!(taken.groups.get(&o.id), Some(None)))
+        .map(|(o, l)| {
+            let got = taken
+                .claimed
+                .iter()
+                .filter(|c| c.organization_id == o.id)
+                .count() as u32;
+            (
+                o.id,
+                Claimant {
+                    limit: l.limit,
+                    room: l.limit.saturating_sub(l.active + got),
+                },
+            )
+        })
+        .collect();
+    fill(tx, owner, now, gates, free, &mut hungry, taken).await?;
+    Ok(())
 }
 
 /// Gives each claimed contact the do-not-call lists that apply to it, with
@@ -456,6 +521,7 @@ async fn lists_checked(
 /// What a claim's passes took, and where each organization's due contacts
 /// go on: the group to claim from next, `None` once it has no more due (an
 /// organization not asked yet has no entry).
+#[derive(Default)]
 struct Taken {
     claimed: Vec<Claimed>,
     /// Claimed rows that do not decode, with the error: set aside.
@@ -463,20 +529,41 @@ struct Taken {
     groups: HashMap<Uuid, Option<Group>>,
     /// Organizations found with a due contact that no claim statement has
     /// asked yet.
-    has_due: std::collections::HashSet<Uuid>,
+    has_due: HashSet<Uuid>,
     /// Organizations listed as due that had nothing due at all: their
     /// `organization_due` bound is stale.
-    idle: Vec<Uuid>,
+    idle: HashSet<Uuid>,
+    /// Organizations claimed from.
+    claimed_from: HashSet<Uuid>,
+    /// Organizations whose last claim statement took the last due contacts
+    /// it could see in its group: this claim may have left them with none,
+    /// so it raises their bounds before the next claim lists them.
+    emptied: HashSet<Uuid>,
 }
 
 impl Taken {
     /// `org`'s first group with a contact due, as found; `None`: nothing
-    /// due at all, so its bound is stale.
+    /// due, so its bound is stale unless this claim took its last.
     fn first_group(&mut self, org: Uuid, group: Option<Group>) {
-        if group.is_none() {
-            self.idle.push(org);
+        if group.is_none() && !self.claimed_from.contains(&org) {
+            self.idle.insert(org);
         }
         self.groups.insert(org, group);
+    }
+
+    /// Forgets what was claimed (rolled back): each organization asked has
+    /// its due contacts back, and is known to have some. What is known of
+    /// those with nothing due stays.
+    fn start_over(&mut self) {
+        for (org, _) in self.groups.drain() {
+            if !self.idle.contains(&org) {
+                self.has_due.insert(org);
+            }
+        }
+        self.claimed.clear();
+        self.undecodable.clear();
+        self.claimed_from.clear();
+        self.emptied.clear();
     }
 }
 
@@ -649,8 +736,17 @@ async fn claim_in_org(
 }
 
 /// Keeps a claimed row. Each row is decoded on its own: one that does not
-/// decode is set aside, and never fails the claim of the others.
+/// decode is set aside, and never fails the claim of the others. Its
+/// `more` says whether its statement saw another due contact of its
+/// organization past those it claimed.
 fn take(row: PgRow, taken: &mut Taken) -> Result<(), sqlx::Error> {
+    let (org, more): (Uuid, bool) = (row.try_get("organization_id")?, row.try_get("more")?);
+    taken.claimed_from.insert(org);
+    if more {
+        taken.emptied.remove(&org);
+    } else {
+        taken.emptied.insert(org);
+    }
     match Claimed::from_row(&row) {
         Ok(claimed) => taken.claimed.push(claimed),
         Err(e) => taken.undecodable.push((
@@ -668,6 +764,11 @@ fn take(row: PgRow, taken: &mut Taken) -> Result<(), sqlx::Error> {
 /// many organizations at the cost of one round trip and no function call
 /// per organization. An organization whose first group has nothing due
 /// yet gets nothing here, and is claimed from group by group.
+///
+/// Each statement that claims looks one contact past those it claims (and
+/// locks it, untouched, until the claim commits): each row's `more` says
+/// whether there was one, so the claim knows which organizations it may
+/// have left with nothing due.
 async fn claim_first_groups(
     tx: &mut Transaction<'_, Postgres>,
     owner: Uuid,
@@ -682,8 +783,10 @@ async fn claim_first_groups(
     let gates = gates.of(&orgs);
     let gated = gated(4);
     sqlx::query(&format!(
-        "WITH due AS (
-             SELECT d.id FROM unnest($1::uuid[], $2::int8[]) AS s(org, n)
+        "WITH found AS (
+             SELECT s.n, d.id, count(*) OVER w AS found,
+                    row_number() OVER (w ORDER BY d.next_attempt_at, d.id) AS k
+               FROM unnest($1::uuid[], $2::int8[]) AS s(org, n)
                   CROSS JOIN LATERAL (
                       SELECT c.priority AS group_priority, c.attempt_count > 0 AS group_retry,
                              c.next_attempt_at AS group_first_due
@@ -691,18 +794,20 @@ async fn claim_first_groups(
                        ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
                        LIMIT 1) g
                   CROSS JOIN LATERAL (
-                      SELECT c.id FROM contacts c
+                      SELECT c.id, c.next_attempt_at FROM contacts c
                        WHERE c.organization_id = s.org AND c.status = 'pending'
                          AND c.next_attempt_at BETWEEN g.group_first_due AND $3
                          AND c.priority = g.group_priority AND (c.attempt_count > 0) = g.group_retry
                          AND {gated}
                        ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
-                       LIMIT s.n
+                       LIMIT s.n + 1
                          FOR UPDATE OF c SKIP LOCKED) d
-              WHERE g.group_first_due <= $3)
+              WHERE g.group_first_due <= $3
+             WINDOW w AS (PARTITION BY s.org)),
+         due AS (SELECT id, found > n AS more FROM found WHERE k <= n)
          UPDATE contacts c SET {CLAIMED}
            FROM due WHERE c.id = due.id
-       RETURNING {RETURNED}"
+       RETURNING {RETURNED}, due.more"
     ))
     .bind(&orgs)
     .bind(&ns)
@@ -812,17 +917,19 @@ async fn claim_in_group(
     let gates = gates.of([&org]);
     let gated = gated(4);
     sqlx::query(&format!(
-        "WITH due AS (
-             SELECT c.id FROM contacts c
+        "WITH found AS (
+             SELECT c.id, c.next_attempt_at FROM contacts c
               WHERE c.organization_id = $1 AND c.status = 'pending' AND c.next_attempt_at BETWEEN $10 AND $2
                 AND c.priority = $8 AND (c.attempt_count > 0) = (SELECT $9::bool)
                 AND {gated}
               ORDER BY c.priority DESC, (c.attempt_count > 0), c.next_attempt_at
-              LIMIT $3
-                FOR UPDATE OF c SKIP LOCKED)
+              LIMIT $3 + 1
+                FOR UPDATE OF c SKIP LOCKED),
+         due AS (SELECT id, (SELECT count(*) FROM found) > $3 AS more FROM found
+                  ORDER BY next_attempt_at, id LIMIT $3)
          UPDATE contacts c SET {CLAIMED}
            FROM due WHERE c.id = due.id
-       RETURNING {RETURNED}"
+       RETURNING {RETURNED}, due.more"
     ))
     .bind(org)
     .bind(now)

@@ -90,7 +90,8 @@ pub async fn deregister(pool: &PgPool, id: Uuid) -> Result<(), DbError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueueTable {
     /// Every claim leaves dead entries in the claim index, which each later
-    /// claim steps over until they are vacuumed.
+    /// claim steps over until they are vacuumed; with it `organization_due`,
+    /// whose rows claims rewrite as they raise bounds and every claim reads.
     Contacts,
     /// One dead row version per call (the open attempt, closed); none is
     /// read by a claim.
@@ -100,7 +101,7 @@ pub enum QueueTable {
 impl QueueTable {
     fn vacuum_sql(self) -> &'static str {
         match self {
-            QueueTable::Contacts => "VACUUM (ANALYZE) contacts",
+            QueueTable::Contacts => "VACUUM (ANALYZE) contacts, organization_due",
             QueueTable::Attempts => "VACUUM (ANALYZE) attempts",
         }
     }

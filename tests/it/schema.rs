@@ -177,6 +177,7 @@ async fn one_daemon_at_a_time_vacuums_each_queue_table() {
     };
     assert!(vacuum(&db.pool, QueueTable::Contacts).await.unwrap());
     assert!(last_vacuum("contacts").await.is_some());
+    assert!(last_vacuum("organization_due").await.is_some());
     assert!(last_vacuum("attempts").await.is_none(), "each on its own");
 
     // Another daemon vacuuming contacts (holding its lock) goes first; the

@@ -100,16 +100,11 @@ async fn an_organization_given_work_after_a_long_idle_spell_is_claimed_at_once()
         .unwrap();
     let (claimed, found_idle) = claim(&db, &gates, 10, 100).await;
     assert_eq!(claimed, vec![busy.0, busy.0]);
-    // Both have nothing due left: the idle one, and the busy one once its
-    // two contacts were claimed.
-    assert!(found_idle.contains(&idle.0), "{found_idle:?}");
-    assert_eq!(
-        claim::raise_due_bounds(&db.pool, &found_idle)
-            .await
-            .unwrap(),
-        found_idle.len() as u64
-    );
+    assert_eq!(found_idle, vec![idle.0]);
+    // The claim raised the bounds of both: the idle one, and the busy one,
+    // which it left with nothing due.
     assert_eq!(bound(&db, idle.0).await, None, "nothing waits: no bound");
+    assert_eq!(bound(&db, busy.0).await, None, "nothing waits: no bound");
     // Any SQL client's insert lowers the bound: the next claim takes it.
     sqlx::query(
         "INSERT INTO contacts (id, organization_id, campaign_id, phone_numbers)
@@ -149,10 +144,11 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
     .unwrap();
     // A claim finds nothing due (the contact is not committed) and raises:
     // the organization is passed over, its bound left as it is.
+    let before = bound(&db, org).await;
     let (claimed, idle) = claim(&db, &open_gates(&db.pool, &orgs).await, 10, 100).await;
     assert!(claimed.is_empty());
     assert_eq!(idle, vec![org]);
-    assert_eq!(claim::raise_due_bounds(&db.pool, &idle).await.unwrap(), 0);
+    assert_eq!(bound(&db, org).await, before);
     writer.commit().await.unwrap();
     let (claimed, _) = claim(&db, &open_gates(&db.pool, &orgs).await, 10, 100).await;
     assert_eq!(
@@ -163,7 +159,7 @@ async fn a_bound_is_never_raised_past_contacts_being_written() {
 }
 
 #[tokio::test]
-async fn organizations_listed_as_due_with_nothing_due_are_found_together_and_passed_by() {
+async fn shares_are_exact_over_the_organizations_with_due_work_among_many_listed_with_none() {
     let db = TestDb::new().await;
     // 12 organizations with work and 40 whose every contact is done but
     // whose bounds were never raised, all of limit 10, created in turn so
@@ -182,20 +178,17 @@ async fn organizations_listed_as_due_with_nothing_due_are_found_together_and_pas
         .execute(&db.pool)
         .await
         .unwrap();
-    let (claimed, idle) = claim(&db, &open_gates(&db.pool, &all).await, 20, 20).await;
-    // Every slot goes to an organization with work, each of them gets one
-    // at least (20 slots, 12 organizations of equal limits), and every
-    // organization with nothing due is found, for its bound to be raised.
-    // (The first pass's fair rooms still count every organization listed,
-    // so this one claim's shares are not those of the 12 alone: 1 to 3.)
-    assert_eq!(claimed.len(), 20);
-    for (org, _) in &with_work {
-        let got = claimed.iter().filter(|o| *o == org).count();
-        assert!(
-            (1..=3).contains(&got),
-            "{got} for an organization with work"
-        );
-    }
+    let gates = open_gates(&db.pool, &all).await;
+    let (claimed, idle) = claim(&db, &gates, 20, 20).await;
+    // Every slot goes to an organization with work, by the shares of the
+    // 12 alone (20 slots, equal limits: 1 each and 8 left over), and every
+    // organization with nothing due is found, its bound raised.
+    let mut got: Vec<usize> = with_work
+        .iter()
+        .map(|(org, _)| claimed.iter().filter(|o| *o == org).count())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [vec![1; 4], vec![2; 8]].concat());
     let mut idle = idle;
     idle.sort_unstable();
     let mut expected = stale_ids.clone();
@@ -204,6 +197,34 @@ async fn organizations_listed_as_due_with_nothing_due_are_found_together_and_pas
         idle, expected,
         "every organization with nothing due is found"
     );
+    for org in &stale_ids {
+        assert_eq!(bound(&db, *org).await, None, "raised by the claim");
+    }
+    // Struck off the listing, they cost the next claim nothing: it finds
+    // no organization with nothing due.
+    let (claimed, idle) = claim(&db, &gates, 20, 40).await;
+    assert_eq!((claimed.len(), idle), (20, vec![]));
+}
+
+#[tokio::test]
+async fn a_claim_raises_the_bounds_of_the_organizations_it_leaves_with_nothing_due() {
+    let db = TestDb::new().await;
+    let orgs = organizations(&db, &[10, 10], 3).await;
+    let gates = open_gates(&db.pool, &orgs).await;
+    let before: Vec<_> = [bound(&db, orgs[0].0).await, bound(&db, orgs[1].0).await].into();
+    // Two of each organization's three: both still have one due.
+    let (claimed, _) = claim(&db, &gates, 4, 100).await;
+    assert_eq!(claimed.len(), 4);
+    let after: Vec<_> = [bound(&db, orgs[0].0).await, bound(&db, orgs[1].0).await].into();
+    assert_eq!(after, before);
+    assert!(after.iter().all(|b| b.is_some_and(|b| b <= Utc::now())));
+    // The last of each, exactly their shares: both are left with nothing
+    // due, and the claim that did so says so in their bounds at once.
+    let (claimed, idle) = claim(&db, &gates, 2, 100).await;
+    assert_eq!((claimed.len(), idle), (2, vec![]));
+    for (org, _) in &orgs {
+        assert_eq!(bound(&db, *org).await, None);
+    }
 }
 
 #[tokio::test]
