@@ -204,11 +204,11 @@ pub struct Batch<T> {
 /// claim, of the organizations it found or left with nothing due. An
 /// organization whose row a writer of new pending contacts holds is
 /// skipped: its bound stays, and a later claim looks again. Never waits
-/// for a lock. Returns how many were raised.
+/// for a lock.
 async fn raise_bounds(
     tx: &mut Transaction<'_, Postgres>,
     orgs: &[Uuid],
-) -> Result<u64, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     let locked: Vec<Uuid> = sqlx::query_scalar(
         "SELECT organization_id FROM organization_due WHERE organization_id = ANY($1)
           ORDER BY organization_id FOR UPDATE SKIP LOCKED",
@@ -218,7 +218,7 @@ async fn raise_bounds(
     .await?;
     // A statement of its own: its snapshot sees every writer that held a
     // row just locked.
-    Ok(sqlx::query(
+    sqlx::query(
         "UPDATE organization_due
             SET next_due = coalesce(organization_earliest_due(organization_id), 'infinity'),
                 ad_hoc_due = coalesce(organization_earliest_ad_hoc_due(organization_id), 'infinity')
@@ -226,8 +226,8 @@ async fn raise_bounds(
     )
     .bind(&locked)
     .execute(&mut **tx)
-    .await?
-    .rows_affected())
+    .await?;
+    Ok(())
 }
 
 /// Claims up to `want` due contacts for `owner`, within every organization's
@@ -401,7 +401,12 @@ pub async fn claim<T>(
     // due are raised before the lock is released, so no claim after it
     // counts them in its shares. Last: nothing waits on a lock after this.
     let idle: Vec<Uuid> = taken.idle.into_iter().collect();
-    let raise: Vec<Uuid> = idle.iter().chain(&taken.emptied).copied().collect();
+    let emptied = taken.claimed_from.iter().filter(|(_, more)| !**more);
+    let raise: Vec<Uuid> = idle
+        .iter()
+        .chain(emptied.map(|(org, _)| org))
+        .copied()
+        .collect();
     if !raise.is_empty() {
         raise_bounds(&mut tx, &raise).await?;
     }
@@ -533,19 +538,18 @@ struct Taken {
     /// Organizations listed as due that had nothing due at all: their
     /// `organization_due` bound is stale.
     idle: HashSet<Uuid>,
-    /// Organizations claimed from.
-    claimed_from: HashSet<Uuid>,
-    /// Organizations whose last claim statement took the last due contacts
-    /// it could see in its group: this claim may have left them with none,
-    /// so it raises their bounds before the next claim lists them.
-    emptied: HashSet<Uuid>,
+    /// Organizations claimed from, each with whether its last claim
+    /// statement saw a due contact past those it took. `false`: this claim
+    /// may have left it with none, so it raises its bound before the next
+    /// claim lists it.
+    claimed_from: HashMap<Uuid, bool>,
 }
 
 impl Taken {
     /// `org`'s first group with a contact due, as found; `None`: nothing
     /// due, so its bound is stale unless this claim took its last.
     fn first_group(&mut self, org: Uuid, group: Option<Group>) {
-        if group.is_none() && !self.claimed_from.contains(&org) {
+        if group.is_none() && !self.claimed_from.contains_key(&org) {
             self.idle.insert(org);
         }
         self.groups.insert(org, group);
@@ -563,7 +567,6 @@ impl Taken {
         self.claimed.clear();
         self.undecodable.clear();
         self.claimed_from.clear();
-        self.emptied.clear();
     }
 }
 
@@ -741,12 +744,7 @@ async fn claim_in_org(
 /// organization past those it claimed.
 fn take(row: PgRow, taken: &mut Taken) -> Result<(), sqlx::Error> {
     let (org, more): (Uuid, bool) = (row.try_get("organization_id")?, row.try_get("more")?);
-    taken.claimed_from.insert(org);
-    if more {
-        taken.emptied.remove(&org);
-    } else {
-        taken.emptied.insert(org);
-    }
+    taken.claimed_from.insert(org, more);
     match Claimed::from_row(&row) {
         Ok(claimed) => taken.claimed.push(claimed),
         Err(e) => taken.undecodable.push((
